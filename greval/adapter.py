@@ -1,0 +1,97 @@
+"""The adapter protocol and registry: one adapter file per model family.
+
+An adapter turns a batch of `Request`s into the same number of `Response`s, in order.
+Implement `generate` (sync: local models, run in a worker thread) or `agenerate`
+(async: API clients). The run loop hands an adapter batches of `batch_size` requests
+and keeps at most `concurrency` batches in flight.
+
+Built-in adapters live in the top-level `adapters/` folder (installed as
+`greval.adapters`) and are imported only when named, so `greval --help` never pays
+for torch. A user's own adapter is a file: `--adapter path/to/my_model.py`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import importlib.util
+import pkgutil
+from pathlib import Path
+from typing import Any, ClassVar
+
+from greval.types import Request, Response
+
+_REGISTRY: dict[str, type[Adapter]] = {}
+
+
+class AdapterError(Exception):
+    """A user-facing problem with an adapter (bad name, missing extra, no weights)."""
+
+
+class Adapter:
+    name: ClassVar[str] = ""
+    kind: ClassVar[str] = "other"  # "api", "open-weights", "offline"
+    default_template: ClassVar[str] = "coords"
+    batch_size: int = 1
+    concurrency: int = 1
+
+    def __init__(self, model: str | None = None, **options: Any) -> None:
+        self.model = model
+        self.options = options
+
+    def generate(self, requests: list[Request]) -> list[Response]:
+        raise NotImplementedError
+
+    async def agenerate(self, requests: list[Request]) -> list[Response]:
+        return await asyncio.to_thread(self.generate, requests)
+
+    def cache_key_extra(self) -> dict[str, Any] | None:
+        """Settings that change outputs, for the response cache; None = do not cache."""
+        return None
+
+    def info(self) -> dict[str, Any]:
+        """Provenance written to run.json (model revision, dtype, backend, ...)."""
+        return {"adapter": self.name, "model": self.model, "kind": self.kind}
+
+    def close(self) -> None:
+        pass
+
+
+def register(name: str):
+    """Class decorator: `@register("openai") class OpenAIAdapter(Adapter): ...`."""
+
+    def wrap(cls: type[Adapter]) -> type[Adapter]:
+        cls.name = name
+        _REGISTRY[name] = cls
+        return cls
+
+    return wrap
+
+
+def builtin_names() -> list[str]:
+    import greval.adapters as pkg
+
+    return sorted(m.name for m in pkgutil.iter_modules(pkg.__path__) if not m.name.startswith("_"))
+
+
+def get_adapter_class(name: str) -> type[Adapter]:
+    """Find an adapter by registered name, built-in module name, or a .py file path."""
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    if name.endswith(".py"):
+        path = Path(name)
+        if not path.is_file():
+            raise AdapterError(f"adapter file not found: {path}")
+        spec = importlib.util.spec_from_file_location(f"greval_user_adapter_{path.stem}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        found = [c for c in vars(module).values() if isinstance(c, type) and issubclass(c, Adapter) and c is not Adapter and c.__module__ == module.__name__]
+        if not found:
+            raise AdapterError(f"{path} defines no Adapter subclass")
+        return found[-1]
+    if name not in builtin_names():
+        raise AdapterError(f"unknown adapter {name!r}; built-in: {', '.join(builtin_names())}, or a path to a .py file")
+    importlib.import_module(f"greval.adapters.{name}")
+    if name not in _REGISTRY:
+        raise AdapterError(f"greval.adapters.{name} registers no adapter named {name!r}")
+    return _REGISTRY[name]

@@ -1,0 +1,107 @@
+"""The few nouns greval is built from.
+
+Data flows one way: a `Sample` (load) becomes a `Request` (prompt), an adapter turns
+requests into `Response`s (generate), the response text becomes a `Prediction`
+record (parse + score), and reports are made from those records alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+SCENES = ("urban", "natural", "landmark")
+# Where a sample's scene label came from; every run reports counts per source.
+SCENE_SOURCES = ("data", "manifest", "classifier", "none")
+
+
+@dataclass
+class Sample:
+    """One benchmark item. Pixels are loaded only when an adapter asks for them."""
+
+    sample_id: str
+    gt_lat: float
+    gt_lon: float
+    image_path: Path | None = None
+    # For sources that are not files (a `datasets` row): returns the encoded image bytes.
+    image_loader: Callable[[], bytes] | None = field(default=None, repr=False)
+    gt_cot: str | None = None
+    scene: str | None = None
+    scene_source: str = "none"
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def image_bytes(self) -> bytes:
+        """The image file exactly as stored (JPEG/PNG bytes), read now."""
+        if self.image_loader is not None:
+            return self.image_loader()
+        if self.image_path is None:
+            raise ValueError(f"sample {self.sample_id}: has no image")
+        return Path(self.image_path).read_bytes()
+
+    def load_image(self):
+        """The image as an RGB PIL image, decoded now (PIL is imported lazily)."""
+        import io
+
+        from PIL import Image
+
+        with Image.open(io.BytesIO(self.image_bytes())) as img:
+            return img.convert("RGB")
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    """Decoding settings. temperature 0 means greedy."""
+
+    max_tokens: int = 1024
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int = 0
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0.0
+
+
+@dataclass
+class Request:
+    """What one adapter call needs for one sample of one task."""
+
+    sample: Sample
+    task: str
+    prompt: str  # the rendered user text
+    system: str | None = None
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+
+    @property
+    def prompt_hash(self) -> str:
+        text = f"{self.system or ''}\x00{self.prompt}"
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_tokens: int = 0
+
+
+@dataclass
+class Response:
+    """An adapter's answer to one request. `error` set means no model answer exists:
+    the sample is recorded as errored and retried on the next run, never scored."""
+
+    text: str | None = None
+    error: str | None = None
+    finish_reason: str | None = None  # "stop", "length" (truncated), ...
+    usage: Usage = field(default_factory=Usage)
+    cost_usd: float | None = None
+    latency_s: float | None = None
+    attempts: int = 1
+    cached: bool = False
+    meta: dict[str, Any] = field(default_factory=dict)  # e.g. sent image size
+
+    @property
+    def truncated(self) -> bool:
+        return self.finish_reason == "length"
