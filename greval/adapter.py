@@ -85,7 +85,11 @@ def get_adapter_class(name: str) -> type[Adapter]:
         spec = importlib.util.spec_from_file_location(f"greval_user_adapter_{path.stem}", path)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-        found = [c for c in vars(module).values() if isinstance(c, type) and issubclass(c, Adapter) and c is not Adapter and c.__module__ == module.__name__]
+        found = [
+            c
+            for c in vars(module).values()
+            if isinstance(c, type) and issubclass(c, Adapter) and c is not Adapter and c.__module__ == module.__name__
+        ]
         if not found:
             raise AdapterError(f"{path} defines no Adapter subclass")
         return found[-1]

@@ -8,9 +8,10 @@ record (parse + score), and reports are made from those records alone.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 SCENES = ("urban", "natural", "landmark")
 # Where a sample's scene label came from; every run reports counts per source.

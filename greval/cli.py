@@ -1,0 +1,423 @@
+"""The `greval` command. Heavy modules are imported inside commands, so `--help` is instant."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+EXAMPLES = """
+\b
+Examples:
+  greval run --adapter gre --tasks urban,natural,landmark --data ~/data/GREval-Bench
+  greval run --adapter openai --model gpt-4o --tasks all --data DIR --concurrency 32
+  greval run --adapter replay --predictions outputs.jsonl --model "my model" --tasks all --data DIR
+  greval report results/RUN_ID --format latex
+  greval compare results/RUN_A results/RUN_B
+"""
+
+
+class _Errors(click.Group):
+    """Known user errors print one line, not a traceback (unless --debug)."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort, SystemExit):
+            raise
+        except KeyboardInterrupt:
+            click.echo(
+                "\ngreval: interrupted. Everything answered so far is saved; re-run the same command to resume.",
+                err=True,
+            )
+            sys.exit(130)
+        except Exception as e:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            known = type(e).__name__ in {
+                "AdapterError",
+                "DataError",
+                "TaskError",
+                "TemplateError",
+                "RunError",
+                "ReportError",
+                "MergeError",
+            }
+            click.echo(f"greval: error: {e}" if known else f"greval: unexpected {type(e).__name__}: {e}", err=True)
+            if not known:
+                click.echo("(run with `greval --debug ...` for the full traceback)", err=True)
+            sys.exit(2)
+
+
+@click.group(
+    cls=_Errors, epilog=EXAMPLES, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
+)
+@click.version_option(package_name="greval")
+@click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
+    """greval: measure how well vision-language models geo-locate photos.
+
+    Runs a model (API, local GPU VLM, or saved outputs) on GREval-Bench and other
+    geolocation sets, parses each answer into coordinates, and reports the share of
+    answers within 1 / 25 / 200 / 750 / 2500 km (street, city, region, country,
+    continent) of the truth.
+    """
+    ctx.obj = {"debug": debug}
+
+
+def _split(text: str | None) -> list[str] | None:
+    return [t.strip() for t in text.split(",") if t.strip()] if text else None
+
+
+@main.command(epilog=EXAMPLES)
+@click.option(
+    "--adapter",
+    "-a",
+    required=True,
+    help="Model family: gre, hf, vllm, openai, anthropic, replay, random (`greval adapters`), or a path to your own adapter .py file.",
+)
+@click.option(
+    "--tasks",
+    "-t",
+    default="all",
+    show_default=True,
+    help="Comma-separated task names (`greval tasks`) or task YAML paths.",
+)
+@click.option(
+    "--model",
+    "-m",
+    help="Model name / checkpoint (hub id or local folder); for replay, the label its outputs are reported under.",
+)
+@click.option(
+    "--data",
+    "-d",
+    help="Local dataset folder or file; overrides the task's dataset location (e.g. a GREval-Bench copy).",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(path_type=Path),
+    help="Run folder [default: results/<run id>]. Re-running with the same folder resumes.",
+)
+@click.option("--limit", type=click.IntRange(min=1), help="Use only the first N samples of each task (a quick check).")
+@click.option("--granularity", help="Report only these of street,city,region,country,continent [default: all five].")
+@click.option("--template", help="Prompt template name or .txt path [default: the task's].")
+@click.option(
+    "--max-tokens",
+    "--max-new-tokens",
+    "max_tokens",
+    type=click.IntRange(min=1),
+    help="Override the task's maximum output tokens.",
+)
+@click.option(
+    "--temperature", type=click.FloatRange(min=0), help="Override the task's temperature (0 = greedy, the default)."
+)
+@click.option(
+    "--seed", default=0, show_default=True, help="Seed for sampling, bootstrap intervals and the random baseline."
+)
+@click.option(
+    "--earth",
+    type=click.Choice(["haversine", "geodesic"]),
+    default="haversine",
+    show_default=True,
+    help="Distance model: sphere of mean radius 6371.0088 km, or the WGS-84 ellipsoid.",
+)
+@click.option(
+    "--shard", help="Run only slice I of N (I/N, I from 0), by a hash of the sample id; join with `greval merge`."
+)
+@click.option(
+    "--scene-manifest",
+    type=click.Path(exists=True, dir_okay=False),
+    help="CSV sample_id,scene overriding scene labels.",
+)
+@click.option(
+    "--include-path",
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Extra folder of task YAML files.",
+)
+@click.option("--predictions", type=click.Path(), help="[replay] JSONL/CSV of sample_id, output.")
+@click.option("--base-url", help="[openai, anthropic] Server URL, e.g. http://127.0.0.1:8000/v1 for `vllm serve`.")
+@click.option(
+    "--api-key-env",
+    help="[openai, anthropic] Environment variable holding the key [default: OPENAI_API_KEY / ANTHROPIC_API_KEY].",
+)
+@click.option("--concurrency", type=click.IntRange(min=1), help="[api] Requests in flight at once.")
+@click.option(
+    "--request-timeout", type=click.FloatRange(min=0.1), help="[api] Seconds before one attempt is abandoned."
+)
+@click.option("--max-attempts", type=click.IntRange(min=1), help="[api] Attempts per request, retries included.")
+@click.option(
+    "--max-cost",
+    type=click.FloatRange(min=0),
+    help="[api] Stop sending new requests once this many USD would be passed.",
+)
+@click.option(
+    "--prices",
+    type=click.Path(exists=True, dir_okay=False),
+    help="[api] JSON/YAML price table overriding the built-in one.",
+)
+@click.option(
+    "--max-image-side", type=click.IntRange(min=16), help="[api] Downscale images whose longer side exceeds this."
+)
+@click.option("--max-pixels", type=click.IntRange(min=256), help="[api, hf] Downscale images above this many pixels.")
+@click.option("--min-pixels", type=click.IntRange(min=1), help="[hf, gre] Qwen-style lower pixel bound.")
+@click.option(
+    "--jpeg-quality", type=click.IntRange(1, 100), help="[api] JPEG quality when an image must be re-encoded."
+)
+@click.option("--detail", type=click.Choice(["high", "low", "auto"]), help="[openai] Image detail [default: high].")
+@click.option("--reasoning-effort", help="[openai] Reasoning effort for reasoning models.")
+@click.option("--no-cache", is_flag=True, help="[api] Do not read or write the response cache.")
+@click.option("--batch-size", type=click.IntRange(min=1), help="[hf, vllm, gre] Samples per generate call.")
+@click.option("--dtype", help="[hf, vllm, gre] e.g. bfloat16, float16, float32 [default: auto].")
+@click.option("--device", help="[hf, gre] e.g. cuda, cuda:1, cpu.")
+@click.option("--device-map", help="[hf, gre] e.g. auto to spread a large model over GPUs.")
+@click.option("--attn-implementation", help="[hf, gre] e.g. sdpa, flash_attention_2.")
+@click.option(
+    "--trust-remote-code", is_flag=True, help="[hf, vllm] Run the checkpoint's own Python code (off unless asked)."
+)
+@click.option("--backend", type=click.Choice(["hf", "vllm"]), help="[gre] Inference engine [default: hf].")
+@click.option("--tensor-parallel-size", type=click.IntRange(min=1), help="[vllm, gre] GPUs per model replica.")
+@click.option("--data-parallel-size", type=click.IntRange(min=1), help="[vllm, gre] Model replicas.")
+@click.option(
+    "--gpu-memory-utilization", type=click.FloatRange(0, 1), help="[vllm, gre] Share of GPU memory vLLM may take."
+)
+@click.option("--option", "extra", multiple=True, metavar="KEY=VALUE", help="Any other adapter option (repeatable).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.pass_context
+def run(
+    ctx: click.Context,
+    adapter,
+    tasks,
+    model,
+    data,
+    output,
+    limit,
+    granularity,
+    template,
+    max_tokens,
+    temperature,
+    seed,
+    earth,
+    shard,
+    scene_manifest,
+    include_path,
+    extra,
+    quiet,
+    **adapter_flags,
+) -> None:
+    """Evaluate a model on one or more tasks and write a run folder.
+
+    Writes RUN_DIR/predictions.jsonl (one record per sample, as answers arrive),
+    metrics.json and run.json, then prints a summary. Options in [brackets] apply to
+    those adapters only.
+    """
+    from greval.run import RunOptions, parse_shard
+    from greval.run import run as run_eval
+
+    options = {k: v for k, v in adapter_flags.items() if v not in (None, False)}
+    for item in extra:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--option")
+        options[key.strip().replace("-", "_")] = value
+    if max_tokens is not None:
+        options["max_new_tokens"] = max_tokens
+    if temperature is not None:
+        options["temperature"] = temperature
+    granularities = _split(granularity)
+    if granularities:
+        from greval.score import GRANULARITIES
+
+        bad = [g for g in granularities if g not in GRANULARITIES]
+        if bad:
+            raise click.BadParameter(f"{bad}; choose from {', '.join(GRANULARITIES)}", param_hint="--granularity")
+    opts = RunOptions(
+        adapter=adapter,
+        tasks=_split(tasks) or [],
+        model=model,
+        data=data,
+        output=output,
+        limit=limit,
+        granularities=granularities,
+        template=template,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        seed=seed,
+        earth=earth,
+        shard=parse_shard(shard) if shard else None,
+        scene_manifest=scene_manifest,
+        include_paths=list(include_path),
+        adapter_options=options,
+        progress=not quiet,
+        argv=sys.argv[1:],
+    )
+    result = run_eval(opts)
+    _print_summary(result.run_dir)
+
+
+def _print_summary(run_dir: Path) -> None:
+    from greval.report import load_run, summary_text
+
+    click.echo(summary_text(load_run(run_dir)))
+    click.echo(f"\nRun folder: {run_dir}")
+
+
+@main.command()
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--format", "-f", "fmt", type=click.Choice(["md", "csv", "latex", "json"]), default="md", show_default=True
+)
+@click.option("--tasks", "-t", help="Only these tasks (comma-separated).")
+@click.option("--scenes", is_flag=True, help="Per-scene breakdown instead of the main table.")
+@click.option(
+    "--plots/--no-plots",
+    default=True,
+    show_default=True,
+    help="Also save plots (PNG and PDF) in each run folder (several runs: in the first).",
+)
+def report(run_dirs, fmt, tasks, scenes, plots) -> None:
+    """Tables (to stdout) and plots for one run, or several side by side."""
+    from greval.report import load_run, metrics_table, render, scene_table
+
+    runs = [load_run(d) for d in run_dirs]
+    if scenes:
+        import pandas as pd
+
+        table = pd.concat([scene_table(r) for r in runs], ignore_index=True)
+    else:
+        table = metrics_table(runs, _split(tasks))
+    click.echo(render(table, fmt))
+    if plots:
+        from greval.plots import make_plots
+
+        out = Path(run_dirs[0]) / "plots"
+        paths = make_plots(runs, out)
+        click.echo(f"plots: {len(paths)} files in {out}", err=True)
+
+
+@main.command()
+@click.argument("run_a", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("run_b", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--granularity", help="Only these granularities.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the full comparison as JSON.")
+def compare(run_a, run_b, granularity, seed, as_json) -> None:
+    """Is model A really better than B? Paired differences on the samples both runs answered,
+    with a p-value per metric (exact McNemar for accuracies, paired bootstrap otherwise)."""
+    import json
+
+    from greval.compare import compare_records
+    from greval.records import read_predictions
+
+    result = compare_records(read_predictions(run_a), read_predictions(run_b), _split(granularity), seed=seed)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    for task, metrics in result["tasks"].items():
+        click.echo(f"\n{task}  (A = {run_a.name}, B = {run_b.name})")
+        click.echo(f"  {'metric':<16}{'A':>10}{'B':>10}{'A-B':>10}  {'95% CI of A-B':<22}{'p':>9}  n")
+        for name, m in metrics.items():
+            ci = m.get("ci") or [None, None]
+            cells = [_num(m.get("a")), _num(m.get("b")), _num(m.get("diff"))]
+            ci_text = f"[{_num(ci[0]).strip()}, {_num(ci[1]).strip()}]"
+            p = m.get("p_value")
+            click.echo(
+                f"  {name:<16}{cells[0]}{cells[1]}{cells[2]}  {ci_text:<22}{(f'{p:.4f}' if p is not None else '–'):>9}  {m.get('n')}"
+            )
+
+
+def _num(x) -> str:
+    return f"{x:>10.4f}" if isinstance(x, (int, float)) else f"{'–':>10}"
+
+
+@main.command("tasks")
+@click.option("--include-path", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--data", "-d", help="Count samples in this local dataset folder.")
+def tasks_cmd(include_path, data) -> None:
+    """List tasks with their scene filter and sample counts."""
+    from greval.data import load_samples
+    from greval.tasks import available_tasks, load_task_file
+
+    datasets: dict[str, list | str] = {}  # each dataset loaded once; a string says why not
+    for name, path in available_tasks(list(include_path)).items():
+        spec = load_task_file(path)
+        key = repr(sorted(spec.dataset.items()))
+        if key not in datasets:
+            try:
+                datasets[key] = load_samples(spec.dataset, data=data).samples
+            except Exception as e:  # no local copy: still list the task
+                datasets[key] = f"? ({type(e).__name__})" if data else "? (--data DIR)"
+        samples = datasets[key]
+        count = (
+            samples
+            if isinstance(samples, str)
+            else str(sum(spec.scene is None or s.scene == spec.scene for s in samples))
+        )
+        click.echo(f"{name:<14} {count:>16}  {spec.description}")
+
+
+@main.command()
+def adapters() -> None:
+    """List the built-in adapters."""
+    from greval.adapter import builtin_names
+
+    for name in builtin_names():
+        click.echo(name)
+
+
+@main.group()
+def data() -> None:
+    """Dataset tools."""
+
+
+@data.command()
+@click.option("--data", "-d", "data_path", required=True, help="Dataset folder or file.")
+@click.option("--task", default="all", show_default=True, help="Task whose dataset format to check against.")
+@click.option(
+    "--max-pixels", type=int, default=89_478_485, show_default=True, help="Flag images above this many pixels."
+)
+def validate(data_path, task, max_pixels) -> None:
+    """Check a dataset: every problem with its sample id; exit code 1 when any."""
+    from greval.tasks import resolve_tasks
+    from greval.validate import validate as check
+
+    spec = resolve_tasks([task])[0]
+    problems = check(spec.dataset, data=data_path, max_pixels=max_pixels)
+    for p in problems:
+        click.echo(str(p))
+    click.echo(f"{len(problems)} problem(s) found" if problems else "no problems found", err=True)
+    sys.exit(1 if problems else 0)
+
+
+@main.command()
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--output", "-o", required=True, type=click.Path(path_type=Path), help="Folder for the merged run.")
+def merge(run_dirs, output) -> None:
+    """Join shard runs (`--shard I/N`) of one model into one run folder."""
+    from greval.merge import merge_runs
+
+    merge_runs(list(run_dirs), output)
+    _print_summary(output)
+
+
+@main.command()
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", "-o", required=True, type=click.Path(path_type=Path), help="Folder for the static site.")
+@click.option(
+    "--data-root",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Dataset folder, for thumbnails when run.json lacks it.",
+)
+def leaderboard(run_dirs, out, data_root) -> None:
+    """Build a static HTML leaderboard (SITE/index.html) that works offline from file://."""
+    from greval.leaderboard import build_site
+
+    index = build_site(list(run_dirs), out, data_root=data_root)
+    click.echo(f"leaderboard: {index}")
+
+
+if __name__ == "__main__":
+    main()

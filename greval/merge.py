@@ -1,0 +1,61 @@
+"""`greval merge`: join the shard runs (`--shard I/N`) of one model into one run folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from greval.records import ERROR, RUN_INFO, Prediction, PredictionWriter, read_json, read_predictions, write_json_atomic
+
+
+class MergeError(Exception):
+    pass
+
+
+def merge_runs(run_dirs: list[Path], output: Path) -> dict:
+    infos = []
+    for d in run_dirs:
+        if not (Path(d) / RUN_INFO).exists():
+            raise MergeError(f"{d} is not a greval run folder: no {RUN_INFO}")
+        infos.append(read_json(Path(d) / RUN_INFO))
+    models = {(i.get("adapter"), i.get("model")) for i in infos}
+    if len(models) > 1:
+        raise MergeError(f"runs of different models cannot be merged: {sorted(map(str, models))}")
+    if Path(output).resolve() in {Path(d).resolve() for d in run_dirs}:
+        raise MergeError("--output must be a new folder, not one of the runs being merged")
+    if (Path(output) / "predictions.jsonl").exists():
+        raise MergeError(f"{output} already holds predictions; choose a new folder")
+
+    merged: dict[tuple[str, str], dict] = {}
+    for d in run_dirs:
+        for rec in read_predictions(Path(d)):
+            key = (rec["task"], rec["sample_id"])
+            # A real answer beats an error for the same sample (overlapping or re-run shards).
+            if key not in merged or merged[key].get("status") == ERROR:
+                merged[key] = rec
+    fields = set(Prediction.__dataclass_fields__)
+    with PredictionWriter(Path(output)) as writer:
+        for rec in merged.values():
+            writer.write(Prediction(**{k: v for k, v in rec.items() if k in fields}))
+
+    first = infos[0]
+    info = {
+        **first,
+        "run_id": Path(output).name,
+        "merged_from": [str(d) for d in run_dirs],
+        "shards": [i.get("args", {}).get("shard") for i in infos],
+        "cost_usd": round(sum(i.get("cost_usd") or 0.0 for i in infos), 6),
+        "samples_per_task": _sum_counts(i.get("samples_per_task", {}) for i in infos),
+    }
+    write_json_atomic(Path(output) / RUN_INFO, info)
+    from greval.run import score_run_dir
+
+    args = first.get("args", {})
+    return score_run_dir(Path(output), None, args.get("granularities"), first.get("earth", "haversine"), first.get("seed", 0))
+
+
+def _sum_counts(dicts) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for d in dicts:
+        for k, v in d.items():
+            total[k] = total.get(k, 0) + v
+    return total

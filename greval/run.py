@@ -1,0 +1,401 @@
+"""The run loop: tasks → requests → adapter → parsed, scored records on disk.
+
+Every answer is appended to RUN_DIR/predictions.jsonl the moment it arrives, so a
+crash loses nothing that was paid for. Re-running the same command with the same
+`--output` asks only for samples that are missing or errored. Identical requests from
+overlapping tasks (a sample in both `urban` and `all`) are sent once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import platform
+import re
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from greval import __version__
+from greval.adapter import Adapter, get_adapter_class
+from greval.prompts import render
+from greval.records import (
+    ERROR,
+    METRICS,
+    RUN_INFO,
+    TRUNCATED,
+    Prediction,
+    PredictionWriter,
+    read_json,
+    read_predictions,
+    write_json_atomic,
+)
+from greval.tasks import TaskSpec, resolve_tasks
+from greval.types import GenerationConfig, Request, Response, Sample
+
+
+class RunError(Exception):
+    """A problem with the run as asked (its folder, its options)."""
+
+
+@dataclass
+class RunOptions:
+    adapter: str
+    tasks: list[str]
+    model: str | None = None
+    data: str | None = None
+    output: Path | None = None
+    limit: int | None = None
+    granularities: list[str] | None = None
+    template: str | None = None
+    max_tokens: int | None = None
+    temperature: float | None = None
+    seed: int = 0
+    earth: str = "haversine"
+    shard: tuple[int, int] | None = None
+    scene_manifest: str | None = None
+    include_paths: list[Path] = field(default_factory=list)
+    adapter_options: dict[str, Any] = field(default_factory=dict)
+    results_root: Path = Path("results")
+    progress: bool = True
+    argv: list[str] | None = None
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    metrics: dict[str, Any]
+    info: dict[str, Any]
+
+
+@dataclass
+class _Job:
+    """One request to send, and every (task, sample) that shares its answer."""
+
+    request: Request
+    targets: list[tuple[str, Sample]]
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text or "")
+    if not m or not (0 <= int(m[1]) < int(m[2])):
+        raise RunError(f"--shard must be I/N with 0 <= I < N (e.g. 0/4), not {text!r}")
+    return int(m[1]), int(m[2])
+
+
+def in_shard(sample_id: str, shard: tuple[int, int] | None) -> bool:
+    # By a hash of the id, not the position: a shard keeps its samples when the data grows.
+    if shard is None:
+        return True
+    digest = hashlib.sha1(sample_id.encode()).digest()
+    return int.from_bytes(digest[:8], "big") % shard[1] == shard[0]
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-")[:60] or "model"
+
+
+def _default_run_dir(opts: RunOptions) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    label = _slug(Path(opts.model).name if opts.model else opts.adapter)
+    return opts.results_root / f"{stamp}-{opts.adapter}-{label}"
+
+
+def _load_task_samples(specs: list[TaskSpec], opts: RunOptions) -> tuple[dict[str, list[Sample]], dict[str, str], list]:
+    """Samples per task; each distinct dataset is loaded once. Also the skipped samples' problems."""
+    from greval.data import load_samples
+
+    cache: dict[str, Any] = {}
+    per_task: dict[str, list[Sample]] = {}
+    hashes: dict[str, str] = {}
+    problems: list = []
+    for spec in specs:
+        key = repr(sorted(spec.dataset.items()))
+        if key not in cache:
+            result = load_samples(spec.dataset, data=opts.data, manifest=opts.scene_manifest)
+            cache[key] = result
+            problems.extend(result.problems)
+        result = cache[key]
+        samples = [s for s in result.samples if spec.scene is None or s.scene == spec.scene]
+        samples = [s for s in samples if in_shard(s.sample_id, opts.shard)]
+        if opts.limit is not None:
+            samples = samples[: opts.limit]
+        per_task[spec.name] = samples
+        hashes[spec.name] = result.source_hash
+    return per_task, hashes, problems
+
+
+def _plan(
+    specs: list[TaskSpec],
+    per_task: dict[str, list[Sample]],
+    adapter: Adapter,
+    opts: RunOptions,
+    done: set[tuple[str, str]],
+) -> tuple[list[_Job], dict[str, str]]:
+    jobs: dict[tuple, _Job] = {}
+    prompt_hashes: dict[str, str] = {}
+    for spec in specs:
+        template = opts.template or spec.template or adapter.default_template
+        gen = spec.generation
+        generation = GenerationConfig(
+            max_tokens=opts.max_tokens if opts.max_tokens is not None else gen.max_tokens,
+            temperature=opts.temperature if opts.temperature is not None else gen.temperature,
+            top_p=gen.top_p,
+            seed=opts.seed,
+        )
+        task_hashes = set()
+        for sample in per_task[spec.name]:
+            request = Request(sample=sample, task=spec.name, prompt=render(template, sample), generation=generation)
+            task_hashes.add(request.prompt_hash)
+            if (spec.name, sample.sample_id) in done:
+                continue
+            key = (sample.sample_id, request.prompt_hash, generation)
+            if key in jobs:
+                jobs[key].targets.append((spec.name, sample))
+            else:
+                jobs[key] = _Job(request, [(spec.name, sample)])
+        # One template per task, so normally one hash; several only with per-sample fields.
+        prompt_hashes[spec.name] = (
+            ",".join(sorted(task_hashes)) if len(task_hashes) <= 3 else f"{len(task_hashes)} distinct"
+        )
+    return list(jobs.values()), prompt_hashes
+
+
+def _record(
+    task: str, sample: Sample, request: Request, response: Response, earth: str, data_dir: Path | None
+) -> Prediction:
+    from greval.parse import parse_answer
+    from greval.score import distance_km
+
+    lat = lon = dist = None
+    if response.error is not None:
+        status = ERROR
+    elif response.truncated:
+        status = TRUNCATED  # an answer cut mid-way is not the model's answer
+    else:
+        parsed = parse_answer(response.text)
+        status = getattr(parsed.status, "value", parsed.status)
+        if parsed.lat is not None:
+            lat, lon = parsed.lat, parsed.lon
+            dist = float(distance_km(sample.gt_lat, sample.gt_lon, lat, lon, earth=earth))
+    image = None
+    if sample.image_path is not None:
+        image = str(sample.image_path)
+        if data_dir is not None:
+            try:
+                image = str(Path(sample.image_path).resolve().relative_to(data_dir.resolve()))
+            except ValueError:
+                pass
+    usage = {k: v for k, v in vars(response.usage).items() if v}
+    return Prediction(
+        sample_id=sample.sample_id,
+        task=task,
+        output=response.text,
+        lat=lat,
+        lon=lon,
+        status=status,
+        distance_km=dist,
+        error=response.error,
+        gt_lat=sample.gt_lat,
+        gt_lon=sample.gt_lon,
+        scene=sample.scene,
+        scene_source=sample.scene_source,
+        image=image,
+        prompt_hash=request.prompt_hash,
+        finish_reason=response.finish_reason,
+        usage=usage,
+        cost_usd=response.cost_usd,
+        latency_s=response.latency_s,
+        attempts=response.attempts,
+        cached=response.cached,
+        meta=response.meta,
+    )
+
+
+async def _dispatch(adapter: Adapter, jobs: list[_Job], on_done, progress) -> None:
+    """Batches of `adapter.batch_size`, at most `adapter.concurrency` in flight."""
+    size = max(1, int(adapter.batch_size))
+    batches = iter([jobs[i : i + size] for i in range(0, len(jobs), size)])
+
+    async def worker() -> None:
+        for batch in batches:  # a shared iterator: each batch goes to one worker
+            requests = [job.request for job in batch]
+            try:
+                responses = await adapter.agenerate(requests)
+                if len(responses) != len(requests):
+                    raise RuntimeError(f"adapter returned {len(responses)} responses for {len(requests)} requests")
+            except Exception as e:  # the batch failed as a whole: record why, go on
+                responses = [Response(error=f"{type(e).__name__}: {e}") for _ in requests]
+            on_done(batch, responses)
+            progress.update(len(batch))
+
+    workers = max(1, min(int(adapter.concurrency), len(jobs)))
+    await asyncio.gather(*(worker() for _ in range(workers)))
+
+
+def _versions(names: tuple[str, ...] = ("numpy", "pandas", "haversine", "shapely", "pillow")) -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for name in names:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return found
+
+
+def _git_commit() -> str | None:
+    import subprocess
+
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(Path(__file__).parent), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def _check_resumable(run_dir: Path, opts: RunOptions) -> None:
+    path = run_dir / RUN_INFO
+    if not path.exists():
+        return
+    old = read_json(path)
+    if (old.get("adapter"), old.get("model")) != (opts.adapter, opts.model):
+        raise RunError(
+            f"{run_dir} holds a run of adapter={old.get('adapter')!r} model={old.get('model')!r}; "
+            f"it cannot be resumed with adapter={opts.adapter!r} model={opts.model!r}. Choose another --output."
+        )
+
+
+def score_run_dir(
+    run_dir: Path, keys: set[tuple[str, str]] | None, granularities, earth: str, seed: int
+) -> dict[str, Any]:
+    """metrics.json from the records on disk (restricted to `keys` when given)."""
+    from greval.score import score_records
+
+    records = read_predictions(run_dir)
+    if keys is not None:
+        records = [r for r in records if (r["task"], r["sample_id"]) in keys]
+    metrics = score_records(records, granularities, earth=earth, seed=seed)
+    metrics.update(
+        {
+            "granularities": granularities or ["street", "city", "region", "country", "continent"],
+            "earth": earth,
+            "hit_rule": "distance_km <= threshold_km",
+            "seed": seed,
+        }
+    )
+    write_json_atomic(run_dir / METRICS, metrics)
+    return metrics
+
+
+def run(opts: RunOptions) -> RunResult:
+    return asyncio.run(_run(opts))
+
+
+async def _run(opts: RunOptions) -> RunResult:
+    from tqdm.auto import tqdm
+
+    started = time.time()
+    specs = resolve_tasks(opts.tasks, opts.include_paths)
+    adapter_cls = get_adapter_class(opts.adapter)
+    options = dict(opts.adapter_options)
+    options.setdefault("seed", opts.seed)
+    adapter = adapter_cls(model=opts.model, **options)  # fails fast: missing key, missing weights
+    run_dir = Path(opts.output) if opts.output else _default_run_dir(opts)
+    _check_resumable(run_dir, opts)
+    try:
+        per_task, data_hashes, problems = _load_task_samples(specs, opts)
+        done = {(r["task"], r["sample_id"]) for r in read_predictions(run_dir) if r.get("status") != ERROR}
+        jobs, prompt_hashes = _plan(specs, per_task, adapter, opts, done)
+        planned = {(spec.name, s.sample_id) for spec in specs for s in per_task[spec.name]}
+        data_dir = Path(opts.data) if opts.data and Path(opts.data).is_dir() else None
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if problems:
+            lines = [str(p) for p in problems]
+            (run_dir / "problems.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+            shown = "\n  ".join(lines[:5])
+            more = f"\n  … and {len(problems) - 5} more in {run_dir / 'problems.txt'}" if len(problems) > 5 else ""
+            print(f"greval: skipped {len(problems)} sample(s) with bad input:\n  {shown}{more}", file=sys.stderr)
+        info: dict[str, Any] = {
+            "run_id": run_dir.name,
+            "adapter": opts.adapter,
+            "model": opts.model,
+            "kind": adapter.kind,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "greval_version": __version__,
+            "git_commit": _git_commit(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "libraries": _versions(),
+            "argv": opts.argv,
+            "args": {
+                "tasks": [s.name for s in specs],
+                "data": opts.data,
+                "limit": opts.limit,
+                "template": opts.template,
+                "max_tokens": opts.max_tokens,
+                "temperature": opts.temperature,
+                "shard": list(opts.shard) if opts.shard else None,
+                "scene_manifest": opts.scene_manifest,
+                "granularities": opts.granularities,
+                "adapter_options": {k: v for k, v in opts.adapter_options.items() if "key" not in k.lower()},
+            },
+            "seed": opts.seed,
+            "earth": opts.earth,
+            "tasks": [s.to_dict() for s in specs],
+            "prompt_hashes": prompt_hashes,
+            "data_hash": data_hashes,
+            "data_dir": str(data_dir.resolve()) if data_dir else None,
+            "samples_per_task": {name: len(samples) for name, samples in per_task.items()},
+            # Counted by the cause's first clause, e.g. "latitude out of range".
+            "skipped": dict(Counter(p.message.split(":")[0].strip() for p in problems)),
+            "adapter_info": adapter.info(),
+        }
+        write_json_atomic(run_dir / RUN_INFO, info)
+
+        counts: Counter[str] = Counter()
+        cost = 0.0
+
+        with PredictionWriter(run_dir) as writer:
+
+            def on_done(batch: list[_Job], responses: list[Response]) -> None:
+                nonlocal cost
+                for job, response in zip(batch, responses, strict=True):
+                    counts["errors" if response.error else "answered"] += 1
+                    counts["cached"] += bool(response.cached)
+                    cost += response.cost_usd or 0.0
+                    for task, sample in job.targets:
+                        writer.write(_record(task, sample, job.request, response, opts.earth, data_dir))
+
+            unit = "request" if adapter.kind == "api" else "sample"
+            with tqdm(
+                total=len(jobs),
+                unit=unit,
+                disable=not opts.progress or not jobs,
+                desc=f"greval {opts.adapter}",
+                dynamic_ncols=True,
+            ) as bar:
+                await _dispatch(adapter, jobs, on_done, bar)
+
+        metrics = score_run_dir(run_dir, planned, opts.granularities, opts.earth, opts.seed)
+        info.update(
+            {
+                "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "duration_s": round(time.time() - started, 3),
+                "requests": {"planned": len(planned), "already_done": len(planned & done), "sent": len(jobs), **counts},
+                "cost_usd": round(cost, 6),
+            }
+        )
+        if hasattr(adapter, "run_summary"):
+            info["adapter_summary"] = adapter.run_summary()
+        write_json_atomic(run_dir / RUN_INFO, info)
+        return RunResult(run_dir=run_dir, metrics=metrics, info=info)
+    finally:
+        adapter.close()
