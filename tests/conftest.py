@@ -1,0 +1,16 @@
+"""Shared pytest fixtures. Keep each one small and documented: several test files use them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from greval.testing import make_fixture_bench
+
+
+@pytest.fixture(scope="session")
+def fixture_bench(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 24-sample GREval-Bench-layout folder (seed 0, scene labels in the data). Read-only:
+    tests that modify data should call make_fixture_bench into their own tmp_path."""
+    return make_fixture_bench(tmp_path_factory.mktemp("fixture_bench"), n=24, seed=0)
