@@ -1,0 +1,620 @@
+"""Read a latitude/longitude out of a model's raw answer text.
+
+`parse_answer(text)` never raises and never returns an out-of-range, NaN or infinite
+coordinate. It reads what GPT-4o, Claude, Gemini, Qwen2.5-VL, InternVL, LLaVA and the
+GRE model write. The trainer's reward calls the same function, so evaluation and
+training agree on what an answer means.
+
+Rules, applied in this order
+----------------------------
+1. **Empty.** `None`, `""` or whitespace only -> EMPTY.
+
+2. **Where the answer is.** Reasoning is never mined when an answer exists:
+   - `<think>...</think>` spans are reasoning. A `</think>` with no `<think>` before it
+     (chat templates that open the tag in the prompt) makes everything before it
+     reasoning. A `<think>` that is never closed is truncated reasoning: everything
+     after it is ignored (a truncated chain has not committed to anything).
+   - If there is an `<answer>` tag outside the reasoning, the region is the text of the
+     LAST one, up to its `</answer>` or to the end of the text when the closing tag is
+     missing. Code fences around the block do not matter.
+   - Else, if the only `<answer>` blocks are inside reasoning, the last of those.
+   - Else the region is the whole text with the reasoning spans removed.
+   Tags match case-insensitively (`<Answer>`).
+   Regions longer than 64 KB are cut to their first and last 32 KB (a runaway
+   generation); the answer is stated at one end or the other.
+
+3. **What counts as a coordinate** (a "candidate"), strongest form first:
+   - *Named*: a latitude and a longitude that name their axis, in either order and next
+     to each other: JSON or python-dict keys at any depth (`{"lat": ..}`,
+     `{"location": {"Latitude": "45.465 °"}}`; source "json"), prose and markdown labels
+     (`Latitude: 40.75`, `Lat 35.6, Lon 139.7`, `**Latitude:** 48.8566° N`,
+     `48.85 latitude, 2.35 longitude`, Chinese 纬度/经度 and 北纬/南纬/东经/西经; source
+     "labelled"). Values may be strings, carry degree signs, DMS and hemispheres.
+   - *Unnamed pairs*: two numbers next to each other, separated by a comma, semicolon,
+     slash or space: `(48.85, 2.35)`, `[40.75, -73.96]`, `48.8566, 2.3522`,
+     `33.87° S, 151.21° E`, `48°51'24"N 2°21'08"E`. A plain pair is LATITUDE FIRST,
+     the convention, with three exceptions that say otherwise: hemisphere letters or
+     axis labels on either number (`2.35 E, 48.85 N`, `Lon: 2.35, 48.85`), a
+     `lon, lat` / `lng/lat` header before it, or a GeoJSON `"type": "Point"` object
+     (GeoJSON is lon, lat). Otherwise a pair whose first number has |x| > 90 and second
+     |y| <= 90 can only be lon, lat and is swapped (source "pair_lonlat"); every other
+     order ambiguity is read latitude first. Sources: "pair", "hemisphere", "dms",
+     "geojson".
+   - A *refusal written as data*: `{"latitude": null}`, `"lat": "unknown"`, NaN, "N/A".
+   Not coordinates: a single number; a number followed by a unit (km, m, %, hours,
+   °C, years, ...) or led by a non-coordinate label (confidence, altitude, distance,
+   score, ...); numbers glued to letters (`221B`, `Qwen2.5`); integers of 4+ digits
+   (years); dates and versions (`12.05.2023`). An unnamed pair needs decimals on both
+   numbers, a hemisphere or minutes mark, or brackets / a "coordinates:" label around
+   integers; "and" joins two numbers only when they carry hemispheres or DMS marks.
+   Numbers: ASCII or unicode minus (`−`), `+`, degree signs ° º ˚ and "deg(rees)", primes
+   ' ′ ’ and seconds " ″ '' or the words minutes/seconds, hemispheres N/S/E/W or
+   north/south/east/west before or after. A hemisphere letter decides the sign (S and W
+   negative) even against a written minus sign. Minutes/seconds of 60 or more make the
+   value out of range.
+
+4. **Which candidate is the final committed answer.** Inside the region:
+   a. If a commitment phrase ("final answer", "final coordinates", "my best guess",
+      "I'll go with", "my answer is", "in conclusion", "answer:", 最终答案, ...) is
+      followed by a candidate, only the candidates after the LAST such phrase count,
+      and the FIRST of them is the answer (what follows it is usually explanation:
+      "48.85, 2.35, near the Louvre, 1 km from 48.86, 2.29"). If the last commitment
+      phrase is followed by no candidate but by a refusal ("Final answer: I cannot
+      tell"), the result is REFUSAL.
+   b. Otherwise the LAST candidate is the answer (reasoning comes before conclusions).
+   c. Candidates introduced as alternatives are skipped unless nothing else is left:
+      an "alternatively", "or", "could also be", "rather than", "less likely", "ruled
+      out"... in the same sentence before it, or a ranked list item 2, 3, ...
+      ("2. Lyon (45.76, 4.83)"). So "Paris (48.85, 2.35) or maybe Lyon (45.76, 4.83)"
+      is Paris and a ranked list is its first item.
+   d. Named coordinates beat unnamed pairs in the same span (a JSON answer followed by
+      prose that mentions some other point keeps the JSON).
+   The chosen candidate decides the status: OK, OUT_OF_RANGE (|lat| > 90 or
+   |lon| > 180, or bad minutes; values never returned), or REFUSAL (data refusal).
+
+5. **No candidate.** A refusal phrase ("I can't determine", "unable to", "sorry",
+   "unknown", "N/A", "none", ...) in the region -> REFUSAL; otherwise NO_ANSWER
+   (a place name without coordinates is NO_ANSWER: greval does not geocode names).
+   A refusal phrase next to a coordinate does not matter: "I can't be sure, but my
+   best guess is 48.85, 2.35" is OK.
+
+Performance: all regular expressions are precompiled, none can backtrack
+catastrophically (no nested unbounded quantifiers over overlapping classes), and the
+per-number work looks at a bounded window, so time is linear in the text length.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import re
+from dataclasses import dataclass
+from enum import Enum
+
+__all__ = ["ParseStatus", "ParsedAnswer", "parse_answer", "has_think_answer_format"]
+
+
+class ParseStatus(str, Enum):
+    OK = "ok"
+    EMPTY = "empty"
+    NO_ANSWER = "no_answer"
+    REFUSAL = "refusal"
+    OUT_OF_RANGE = "out_of_range"
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedAnswer:
+    lat: float | None
+    lon: float | None
+    status: ParseStatus
+    source: str | None = None  # which rule matched: "json", "labelled", "pair", "dms", ...
+
+    @property
+    def ok(self) -> bool:
+        return self.status is ParseStatus.OK
+
+
+_EMPTY = ParsedAnswer(None, None, ParseStatus.EMPTY)
+_NO_ANSWER = ParsedAnswer(None, None, ParseStatus.NO_ANSWER)
+_REFUSAL = ParsedAnswer(None, None, ParseStatus.REFUSAL, "refusal")
+
+_MAX_REGION = 64 * 1024  # longer regions keep their first and last half of this
+
+# --- tags -------------------------------------------------------------------------
+
+_TAG = re.compile(r"<[ \t]*(/?)[ \t]*(think|answer)[ \t]*>", re.IGNORECASE)
+_FORMAT = re.compile(r"\s*<think>(.*?)</think>\s*<answer>(.*?)</answer>\s*", re.DOTALL)
+
+# --- one number that may be a coordinate component -----------------------------------
+
+_HEMI_WORD = r"(?i:north|south|east|west)"
+_COMPONENT = re.compile(
+    r"""
+    (?<![0-9A-Za-z_.])
+    (?:(?P<phemi>[NSEW])[ \t]?(?=[-+−－0-9]))?
+    (?P<sign>[-+−－﹣])?
+    (?P<deg>[0-9]{1,3}(?:\.[0-9]+|,[0-9]+(?=[ \t]?[°º˚]))?)
+    (?:
+        [ \t]{0,2}(?P<degmark>[°º˚]|deg(?:rees?|s)?(?![A-Za-z]))
+        (?:
+            [ \t]{0,2}(?P<min>[0-9]{1,2}(?:\.[0-9]+)?)[ \t]?(?:['′’´]|min(?:utes?|s)?(?![A-Za-z])|(?(phemi)(?=[ \t\n,;)\]}]|$)|(?!)))
+            (?:
+                [ \t]{0,2}(?P<sec>[0-9]{1,2}(?:\.[0-9]+)?)[ \t]?(?:["″”]|''|′′|’’|sec(?:onds?|s)?(?![A-Za-z]))
+            )?
+        )?
+    )?
+    (?(phemi)|(?:[ \t]{0,2}(?P<hemi>[NSEW]|"""
+    + _HEMI_WORD
+    + r""")(?![0-9A-Za-z_]))?)
+    (?![0-9A-Za-z_]|\.[0-9])
+    """,
+    re.VERBOSE,
+)
+
+# A unit right after a number means it is not a coordinate.
+_UNIT_AFTER = re.compile(
+    r"""[ \t]*(?:
+        %|percent|per[ \t]?cent|km|kilomet|kms\b|met(?:er|re)s?(?![A-Za-z])|m(?![A-Za-z²])|m²|mi(?![A-Za-z])|miles?
+        |ft(?![A-Za-z])|feet|foot|yards?|nmi|knots?|[hH]ours?|hrs?(?![A-Za-z])|h(?![A-Za-z])
+        |mins?(?![A-Za-z])|minutes|secs?(?![A-Za-z])|seconds|s(?![A-Za-z])|years?|yrs?|months?|days?|weeks?
+        |kg|tons?|tonnes?|people|inhabitants|residents|million|billion|thousand|k(?![A-Za-z])
+        |[°º˚]?[ \t]?[CF](?![A-Za-z])|am(?![A-Za-z])|pm(?![A-Za-z])|[ap]\.m|AD(?![A-Za-z])|BCE?|CE(?![A-Za-z])
+        |st(?![A-Za-z])|nd(?![A-Za-z])|rd(?![A-Za-z])|th(?![A-Za-z])|x(?![A-Za-z])|times|stor(?:e?ys|ies)
+        |floors?|sq(?![A-Za-z])|acres?|hectares?|ha(?![A-Za-z])|mm(?![A-Za-z])|cm(?![A-Za-z])|fps|mph|kph
+        |lanes?|stars?|points?|pts|/10|/100|out[ \t]of
+    )""",
+    re.VERBOSE,
+)
+
+# The words right before a number that name what it is. Anchored at the end of a short
+# window that ends where the number starts.
+_LABEL_END = re.compile(
+    r"""
+    (?:
+        (?<![0-9A-Za-z])(?P<hdr_latlon>lat(?:itude)?s?[ \t]*[/,&|][ \t]*(?:lon|lng|long)(?:g?itude)?s?)(?![A-Za-z])
+      | (?<![0-9A-Za-z])(?P<hdr_lonlat>(?:lon|lng|long)(?:g?itude)?s?[ \t]*[/,&|][ \t]*lat(?:itude)?s?)(?![A-Za-z])
+      | (?<![0-9A-Za-z])(?P<lat>lat(?:itude)?)(?:_?(?:deg|dd|decimal|degrees|value))?(?![A-Za-z])
+      | (?<![0-9A-Za-z])(?P<lon>lon|lng|long|longitude)(?:_?(?:deg|dd|decimal|degrees|value))?(?![A-Za-z])
+      | (?P<cjk_n>北纬|北緯|纬度|緯度)
+      | (?P<cjk_s>南纬|南緯)
+      | (?P<cjk_e>东经|東經|经度|經度)
+      | (?P<cjk_w>西经|西經)
+      | (?<![0-9A-Za-z])(?P<ctx>coordinates?|coords?|gps|location|position|latlng|latlon|lat_lon|lat_lng|answer|guess|point|坐标|經緯度|经纬度)(?![A-Za-z])
+      | (?<![0-9A-Za-z])(?P<noncoord>confidence|probability|certainty|score|accuracy|altitude|elevation|height
+            |radius|error|uncertainty|population|distance|zoom|temperature|rating|version|year|depth|speed
+            |size|area|price|cost|weight|width|length|angle|heading|bearing|time|ratio|置信度|海拔)(?![A-Za-z])
+    )
+    (?P<tail>[\W_]*(?:(?:is|of|are|approx(?:imately)?|about|around|roughly|near(?:ly)?|at|value|equals?|estimated
+        |est|be|would|should|close|to|约|约为|大约|为|是)(?![A-Za-z])[\W_]*){0,3})
+    \Z
+    """,
+    re.IGNORECASE | re.VERBOSE,
+)
+_LABEL_WINDOW = 48
+
+# "48.85 latitude, 2.35 longitude": the axis named after the number.
+_SUFFIX_LABEL = re.compile(
+    r"[ \t]*(?:\*\*|__|\*|_)?[ \t]*\(?(?:(?P<lat>latitude|lat)|(?P<lon>longitude|long|lon|lng))(?![A-Za-z])(?![ \t]*[/,&|][ \t]*(?:lat|lon|lng|long))",
+    re.IGNORECASE,
+)
+
+# What may stand between the two numbers of an unnamed pair.
+_PAIR_GAP = re.compile(
+    r"""[ \t*_`"'\])}]*(?:(?P<punct>[,，;；/|、])|(?P<and>and|&))?[ \t*_`"'\[({]*""",
+    re.VERBOSE,
+)
+_PAIR_GAP_NEWLINE = re.compile(r"""[ \t*_`"',]*\n[ \t*_`"'\-]*""")
+_OPEN_BRACKET = re.compile(r"""[(\[{][ \t"'`]*\Z""")
+_CLOSE_BRACKET = re.compile(r"""[ \t"'`°]*[)\]}]""")
+_GEOJSON_POINT = re.compile(r"""["']type["'][ \t]*:[ \t]*["']Point["']""")
+
+# A data refusal: {"latitude": null}, "lat": "unknown", latitude: N/A.
+_NULL_VALUE = re.compile(
+    r"""(?<![0-9A-Za-z])lat(?:itude)?["']?[ \t]*[:=][ \t]*(?:null|none|nan|n/?a|unknown|["'](?:unknown|n/?a|none|null|nan|-*)["'])(?![A-Za-z])""",
+    re.IGNORECASE,
+)
+
+# --- commitment, alternatives, refusals ----------------------------------------------
+
+_COMMIT = re.compile(
+    r"""(?:
+        final[ \t]+(?:answer|coordinates?|guess|estimate|prediction|location|response|result|output|decision|choice)
+      | (?:my|the)[ \t]+best[ \t]+(?:guess|estimate|bet)|best[ \t]+guess
+      | (?:I'?ll|I[ \t]+will|I'?m[ \t]+going|I[ \t]+am[ \t]+going|let'?s)[ \t]+go[ \t]+with|going[ \t]+with
+      | my[ \t]+(?:answer|guess|prediction|estimate|pick|choice)(?:[ \t]+(?:is|would[ \t]+be|will[ \t]+be))?
+      | the[ \t]+answer[ \t]+is|answer[ \t]*[:：]
+      | in[ \t]+conclusion|to[ \t]+conclude|conclusion[ \t]*[:：]|in[ \t]+summary|to[ \t]+summari[sz]e
+      | settle[ \t]+on|commit(?:ting)?[ \t]+to|predicted[ \t]+(?:location|coordinates)|estimated[ \t]+(?:location|coordinates)
+      | most[ \t]+likely[ \t]+(?:location|coordinates|answer|spot|place)
+      | 最终答案|最终坐标|最终结论|答案[:：]|结论[:：]|综上
+    )""",
+    re.IGNORECASE | re.VERBOSE,
+)
+
+_ALTERNATIVE = re.compile(
+    r"""(?<![A-Za-z])(?:
+        alternative(?:ly|s)?|another[ \t]+(?:possibility|option|candidate|guess|choice)|other[ \t]+(?:possibilit|option|candidat)
+      | second(?:ary)?[ \t]+(?:guess|choice|candidate|option|possibility)|could[ \t]+also[ \t]+be|might[ \t]+also[ \t]+be
+      | may[ \t]+also[ \t]+be|less[ \t]+likely|unlikely|runner[- ]up|backup|rather[ \t]+than|instead[ \t]+of
+      | rul(?:e|ed|ing)[ \t]+out|ruled|excluded?|not[ \t]+(?:the[ \t]+)?(?:answer|location|it)|or
+      | 或者|也可能|备选
+    )(?![A-Za-z])""",
+    re.IGNORECASE | re.VERBOSE,
+)
+_SENTENCE_END = re.compile(r"[.!?。！？](?:\s|$)|\n")
+_RANKED_ITEM = re.compile(
+    r"""[ \t>*_\-]*(?:(?:option|candidate|guess|choice|possibility|alternative)[ \t]*)?\#?[ \t]*(?:[2-9]|1[0-9])[.):：]""",
+    re.IGNORECASE,
+)
+
+_REFUSAL_RE = re.compile(
+    r"""(?<![A-Za-z])(?:
+        can[ \t]?not|can'?t|can’t|couldn'?t|couldn’t|unable|not[ \t]+(?:be[ \t]+)?able|impossible|not[ \t]+possible
+      | don'?t[ \t]+know|don’t[ \t]+know|do[ \t]+not[ \t]+know|no[ \t]+way[ \t]+to|sorry|apologi[sz]e|refuse|decline
+      | won'?t[ \t]+be[ \t]+able|unknown|undetermin\w*|indeterminate|not[ \t]+determinable|insufficient
+      | not[ \t]+enough[ \t]+(?:information|detail|details|clues|context|visual)|no[ \t]+(?:clear|identifiable|distinctive|definitive|discernible|recognizable|obvious)
+      | n/a|null|none|nan|no[ \t]+answer|privacy
+      | 无法|不能确定|不确定|抱歉|未知
+    )(?![A-Za-z])""",
+    re.IGNORECASE | re.VERBOSE,
+)
+
+_MINUS = frozenset("-−－﹣")
+_SOUTH_WEST = frozenset(("S", "W", "s", "w"))
+
+
+@dataclass(slots=True)
+class _Component:
+    start: int
+    end: int  # end of the number (incl. degree marks and hemisphere)
+    value: float  # signed degrees, hemisphere applied
+    hemi_axis: str | None  # "lat" / "lon" from a hemisphere letter or word
+    label: str | None  # "lat", "lon", "latlon", "lonlat", "ctx", "noncoord"
+    label_start: int
+    quoted: bool  # label was a quoted JSON/dict key
+    decimal: bool
+    dms: bool  # had minutes
+    marked: bool  # had a degree sign or hemisphere
+    valid: bool  # minutes/seconds < 60
+    unit: bool  # followed by a unit: not a coordinate
+    geojson: bool = False
+
+    @property
+    def axis(self) -> str | None:
+        if self.hemi_axis is not None:
+            return self.hemi_axis
+        if self.label in ("lat", "lon"):
+            return self.label
+        return None
+
+
+@dataclass(slots=True)
+class _Candidate:
+    start: int
+    end: int
+    lat: float
+    lon: float
+    named: bool  # both axes named (JSON keys or labels)
+    source: str
+    refusal: bool = False
+    valid: bool = True
+
+
+# --- public API ----------------------------------------------------------------------
+
+
+def parse_answer(text: str | None) -> ParsedAnswer:
+    """The final committed coordinate in `text` (see the module docstring). Never raises."""
+    try:
+        return _parse(text)
+    except Exception:  # pragma: no cover - a bug here must not kill a paid-for run
+        return _NO_ANSWER
+
+
+def has_think_answer_format(text: str | None) -> bool:
+    """True when `text` is exactly `<think>…</think>` then `<answer>…</answer>`.
+
+    Each tag appears once, in that order, with only whitespace outside and between
+    the two blocks, and a non-empty answer. Tags are lower case, as the prompt asks.
+    This is the GRE format reward's check; whether the answer parses is a separate
+    question for `parse_answer`.
+    """
+    if not isinstance(text, str):
+        return False
+    for tag in ("<think>", "</think>", "<answer>", "</answer>"):
+        if text.count(tag) != 1:
+            return False
+    m = _FORMAT.fullmatch(text)
+    return m is not None and bool(m.group(2).strip())
+
+
+# --- implementation ------------------------------------------------------------------
+
+
+def _parse(text: str | None) -> ParsedAnswer:
+    if not isinstance(text, str) or not text or text.isspace():
+        return _EMPTY
+    region = _answer_region(text)
+    if len(region) > _MAX_REGION:
+        half = _MAX_REGION // 2
+        region = region[:half] + "\n" + region[-half:]
+    if not region or region.isspace():
+        return _NO_ANSWER
+
+    candidates = _candidates(region)
+    if not candidates:
+        return _REFUSAL if _REFUSAL_RE.search(region) else _NO_ANSWER
+    chosen = _choose(region, candidates)
+    return _REFUSAL if chosen is None else _result(chosen)
+
+
+def _answer_region(text: str) -> str:
+    """The text that may hold the answer: the last <answer> block, else non-reasoning text."""
+    if "<" not in text:
+        return text
+    tags = list(_TAG.finditer(text))
+    if not tags:
+        return text
+    reasoning: list[tuple[int, int]] = []
+    open_at: int | None = None
+    seen_think = False
+    for t in tags:
+        if t.group(2).lower() != "think":
+            continue
+        closing = bool(t.group(1))
+        if not closing:
+            if open_at is None:
+                open_at = t.start()
+        elif open_at is not None:
+            reasoning.append((open_at, t.end()))
+            open_at = None
+        elif not seen_think:
+            reasoning.append((0, t.end()))  # the template opened <think> in the prompt
+        seen_think = True
+    if open_at is not None:
+        reasoning.append((open_at, len(text)))  # never closed: truncated reasoning
+
+    starts = [a for a, _ in reasoning]  # spans are disjoint and in order
+
+    def in_reasoning(pos: int) -> bool:
+        k = bisect.bisect_right(starts, pos) - 1
+        return k >= 0 and pos < reasoning[k][1]
+
+    answers = [t for t in tags if t.group(2).lower() == "answer" and not t.group(1)]
+    outside = [t for t in answers if not in_reasoning(t.start())]
+    chosen = outside[-1] if outside else (answers[-1] if answers else None)
+    if chosen is not None:
+        end = len(text)
+        for t in tags:
+            if t.start() >= chosen.end() and t.group(2).lower() == "answer" and t.group(1):
+                end = t.start()
+                break
+        return text[chosen.end() : end]
+    if not reasoning:
+        return text
+    pieces = []
+    pos = 0
+    for a, b in sorted(reasoning):
+        if a > pos:
+            pieces.append(text[pos:a])
+        pos = max(pos, b)
+    pieces.append(text[pos:])
+    return "\n".join(pieces)
+
+
+def _components(region: str) -> list[_Component]:
+    comps: list[_Component] = []
+    prev_end = 0
+    geojson: bool | None = None
+    for m in _COMPONENT.finditer(region):
+        start, end = m.span()
+        deg_text = m.group("deg")
+        decimal = "." in deg_text or "," in deg_text
+        value = float(deg_text.replace(",", "."))
+        minutes = m.group("min")
+        seconds = m.group("sec")
+        valid = True
+        if minutes is not None:
+            mv = float(minutes)
+            sv = float(seconds) if seconds is not None else 0.0
+            valid = mv < 60 and sv < 60
+            value += mv / 60.0 + sv / 3600.0
+        hemi = m.group("hemi") or m.group("phemi")
+        hemi_axis = None
+        negative = m.group("sign") in _MINUS
+        if hemi:
+            h = hemi[0].upper()
+            hemi_axis = "lat" if h in "NS" else "lon"
+            negative = h in "SW"
+        unit = _UNIT_AFTER.match(region, end) is not None
+
+        label = None
+        label_start = start
+        quoted = False
+        window_start = max(prev_end, start - _LABEL_WINDOW)
+        lm = _LABEL_END.search(region, window_start, start) if start > window_start else None
+        if lm is not None:
+            label_start = lm.start()
+            tail = lm.group("tail")
+            quoted = ("'" in tail or '"' in tail) and (":" in tail or "=" in tail)
+            kind = None
+            for name in ("lat", "lon", "hdr_latlon", "hdr_lonlat", "ctx", "noncoord"):
+                if lm.group(name) is not None:
+                    kind = name
+                    break
+            else:
+                if lm.group("cjk_n") or lm.group("cjk_s"):
+                    kind = "lat"
+                    if lm.group("cjk_s"):
+                        negative = True
+                    elif hemi is None:
+                        negative = False
+                elif lm.group("cjk_e") or lm.group("cjk_w"):
+                    kind = "lon"
+                    if lm.group("cjk_w"):
+                        negative = True
+                    elif hemi is None:
+                        negative = False
+            label = {"hdr_latlon": "latlon", "hdr_lonlat": "lonlat"}.get(kind, kind)
+            if label == "ctx" and lm.group("ctx").lower().startswith("coord"):
+                if geojson is None:
+                    geojson = _GEOJSON_POINT.search(region) is not None
+                if geojson:
+                    label = "lonlat"
+        label_end = end
+        if label is None and not unit:
+            sm = _SUFFIX_LABEL.match(region, end)
+            if sm is not None:
+                label = "lat" if sm.group("lat") else "lon"
+                label_end = sm.end()
+        comps.append(
+            _Component(
+                start=start,
+                end=end,
+                value=-value if negative else value,
+                hemi_axis=hemi_axis,
+                label=label,
+                label_start=label_start,
+                quoted=quoted,
+                decimal=decimal,
+                dms=minutes is not None,
+                marked=bool(hemi) or m.group("degmark") is not None,
+                valid=valid,
+                unit=unit,
+                geojson=bool(geojson) and label == "lonlat",
+            )
+        )
+        prev_end = label_end
+    return comps
+
+
+def _in_range(lat: float, lon: float) -> bool:
+    return -90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0 and math.isfinite(lat) and math.isfinite(lon)
+
+
+def _named_pair(a: _Component, b: _Component) -> _Candidate | None:
+    if a.label not in ("lat", "lon") or b.label not in ("lat", "lon") or a.label == b.label:
+        return None
+    if b.label_start - a.end > 80:
+        return None
+    lat_c, lon_c = (a, b) if a.label == "lat" else (b, a)
+    source = "json" if a.quoted and b.quoted else "labelled"
+    valid = a.valid and b.valid and _in_range(lat_c.value, lon_c.value)
+    return _Candidate(a.label_start, b.end, lat_c.value, lon_c.value, True, source, valid=valid)
+
+
+def _unnamed_pair(region: str, a: _Component, b: _Component) -> _Candidate | None:
+    if a.label == "noncoord" or b.label == "noncoord":
+        return None
+    gap = region[a.end : b.start]
+    if len(gap) > 16:
+        return None
+    strong = a.dms or b.dms or a.hemi_axis is not None or b.hemi_axis is not None
+    gm = _PAIR_GAP.fullmatch(gap)
+    if gm is None:
+        if not (strong and _PAIR_GAP_NEWLINE.fullmatch(gap)):
+            return None
+    elif gm.group("and") is not None:
+        if not strong:
+            return None
+    elif gm.group("punct") is None and not ((a.decimal and b.decimal) or strong) or not gap and not strong:
+        return None
+    bracketed = bool(_OPEN_BRACKET.search(region, max(0, a.start - 4), a.start)) and bool(
+        _CLOSE_BRACKET.match(region, b.end)
+    )
+    context = a.label in ("ctx", "latlon", "lonlat", "lat", "lon")
+    if not (strong or (a.decimal and b.decimal) or bracketed or context):
+        return None
+    ax_a, ax_b = a.axis, b.axis
+    if ax_a is not None and ax_a == ax_b:
+        return None
+    x, y = a.value, b.value
+    valid = a.valid and b.valid
+    if ax_a == "lon" or ax_b == "lat":
+        lat, lon = y, x
+        source = "dms" if a.dms or b.dms else ("hemisphere" if strong else "labelled")
+    elif ax_a is None and ax_b is None and a.label == "lonlat":
+        lat, lon = y, x
+        source = "geojson" if a.geojson else "pair_lonlat"
+    elif ax_a is None and ax_b is None and abs(x) > 90 and abs(y) <= 90:
+        lat, lon = y, x
+        source = "pair_lonlat"
+    else:
+        lat, lon = x, y
+        source = "dms" if a.dms or b.dms else ("hemisphere" if strong else "pair")
+    if not _in_range(lat, lon):
+        if not (strong or bracketed or context or a.marked or b.marked):
+            return None  # just two numbers that do not fit the globe: not coordinates
+        valid = False
+    return _Candidate(a.start, b.end, lat, lon, False, source, valid=valid)
+
+
+def _candidates(region: str) -> list[_Candidate]:
+    comps = _components(region)
+    out: list[_Candidate] = []
+    i, n = 0, len(comps)
+    while i < n - 1:
+        a = comps[i]
+        if a.unit:
+            i += 1
+            continue
+        b = comps[i + 1]
+        if not b.unit:
+            cand = _named_pair(a, b) or _unnamed_pair(region, a, b)
+            if cand is not None:
+                out.append(cand)
+                i += 2
+                continue
+        i += 1
+    if "lat" in region or "Lat" in region or "LAT" in region:
+        for m in _NULL_VALUE.finditer(region):
+            out.append(_Candidate(m.start(), m.end(), math.nan, math.nan, True, "refusal", refusal=True))
+        out.sort(key=lambda c: c.start)
+    return out
+
+
+def _is_alternative(region: str, cand: _Candidate, since: int) -> bool:
+    line_start = region.rfind("\n", 0, cand.start) + 1
+    if _RANKED_ITEM.match(region, line_start) and line_start >= since:
+        return True
+    lo = max(since, cand.start - 200)
+    last = None
+    for last in _ALTERNATIVE.finditer(region, lo, cand.start):  # noqa: B007 - keep the last
+        pass
+    if last is None:
+        return False
+    return _SENTENCE_END.search(region, last.end(), cand.start) is None
+
+
+def _choose(region: str, candidates: list[_Candidate]) -> _Candidate | None:
+    pool = candidates
+    pick_first = False
+    since = 0
+    markers = list(_COMMIT.finditer(region))
+    for k, mk in enumerate(reversed(markers)):
+        after = [c for c in candidates if c.start >= mk.end()]
+        if after:
+            pool, pick_first, since = after, True, mk.end()
+            break
+        if k == 0 and _REFUSAL_RE.search(region, mk.end()):
+            return None  # "Final answer: I cannot tell where this is."
+    kept = []
+    prev_end = since
+    for c in pool:
+        if not _is_alternative(region, c, prev_end):
+            kept.append(c)
+        prev_end = c.end
+    if kept:
+        pool = kept
+    named = [c for c in pool if c.named]
+    if named:
+        pool = named
+    return pool[0] if pick_first else pool[-1]
+
+
+def _result(c: _Candidate) -> ParsedAnswer:
+    if c.refusal:
+        return _REFUSAL
+    if not c.valid or not _in_range(c.lat, c.lon):
+        return ParsedAnswer(None, None, ParseStatus.OUT_OF_RANGE, c.source)
+    return ParsedAnswer(c.lat, c.lon, ParseStatus.OK, c.source)
