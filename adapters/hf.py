@@ -1,0 +1,300 @@
+"""Any `transformers` image-text-to-text model on your own GPU (or CPU).
+
+    greval run --adapter hf --model Qwen/Qwen2.5-VL-7B-Instruct --tasks all --batch-size 8
+
+The model is loaded with `AutoProcessor` + `AutoModelForImageTextToText` and prompted
+through its own chat template. Batches are generated greedily with left padding, so a
+sample's output does not depend on which other samples share its batch. Images are
+decoded batch by batch, never all at once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from typing import Any
+
+from greval.adapters._local import (
+    cap_pixels,
+    chat_messages,
+    generation_key,
+    library_versions,
+    load_images,
+    resolve_checkpoint,
+)
+
+from greval.adapter import Adapter, AdapterError, register
+from greval.types import Request, Response, Usage
+
+DEFAULT_BATCH_SIZE = 8
+
+
+def pick_device(device: str | None) -> str:
+    import torch
+
+    if device:
+        return device
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def pick_dtype(dtype: str | None, device: str):
+    """ "auto" = bfloat16 on a GPU that has it (what VLM checkpoints ship in), float16
+    on older GPUs, float32 on CPU (bf16 matmuls on CPU are slow and less exact)."""
+    import torch
+
+    name = (dtype or "auto").lower()
+    if name == "auto":
+        if device.startswith("cuda"):
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float32
+    aliases = {"bf16": "bfloat16", "fp16": "float16", "half": "float16", "fp32": "float32", "float": "float32"}
+    resolved = getattr(torch, aliases.get(name, name), None)
+    if not isinstance(resolved, torch.dtype):
+        raise AdapterError(f"unknown dtype {dtype!r}: use auto, bfloat16, float16 or float32")
+    return resolved
+
+
+@register("hf")
+class HFAdapter(Adapter):
+    kind = "open-weights"
+    default_template = "coords"
+
+    def __init__(
+        self,
+        model: str | None = None,
+        *,
+        batch_size: int | None = None,
+        max_new_tokens: int | None = None,
+        dtype: str | None = None,
+        device: str | None = None,
+        device_map: str | None = None,
+        attn_implementation: str | None = None,
+        min_pixels: int | None = None,
+        max_pixels: int | None = None,
+        trust_remote_code: bool = False,
+        seed: int | None = None,
+        revision: str | None = None,
+        **options: Any,
+    ) -> None:
+        super().__init__(model, **options)
+        self.batch_size = int(batch_size or DEFAULT_BATCH_SIZE)
+        self.max_new_tokens = int(max_new_tokens) if max_new_tokens else None  # None: the task's setting
+        self.seed = int(seed or 0)
+        self.trust_remote_code = bool(trust_remote_code)
+        self.checkpoint = resolve_checkpoint(model, revision=revision, adapter=self.name)
+        self._load(dtype, device, device_map, attn_implementation, min_pixels, max_pixels)
+
+    # -- loading ---------------------------------------------------------------------
+
+    def _load(self, dtype, device, device_map, attn_implementation, min_pixels, max_pixels) -> None:
+        import torch
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        torch.manual_seed(self.seed)
+        self.device = pick_device(device)
+        self.dtype = pick_dtype(dtype, self.device)
+        ckpt = self.checkpoint
+        load_kwargs: dict[str, Any] = {"dtype": self.dtype, "trust_remote_code": self.trust_remote_code}
+        if device_map:
+            load_kwargs["device_map"] = device_map  # e.g. "auto": shard one big model over all GPUs
+        if attn_implementation:
+            load_kwargs["attn_implementation"] = attn_implementation
+        try:
+            self.processor = AutoProcessor.from_pretrained(ckpt.path, trust_remote_code=self.trust_remote_code)
+            self.model = AutoModelForImageTextToText.from_pretrained(ckpt.path, **load_kwargs).eval()
+        except Exception as exc:
+            raise AdapterError(
+                f"cannot load {ckpt.ref} (from {ckpt.path}) with transformers: {type(exc).__name__}: {exc}. "
+                "Pass a folder holding config.json, the weights and the processor files with `--model PATH`"
+                + ("; models with custom code need --trust-remote-code." if not self.trust_remote_code else ".")
+            ) from exc
+        if not device_map:
+            self.model.to(self.device)
+        tokenizer = getattr(self.processor, "tokenizer", None)
+        if (
+            tokenizer is None
+            or getattr(self.processor, "chat_template", None) is None
+            and not getattr(tokenizer, "chat_template", None)
+        ):
+            raise AdapterError(
+                f"{ckpt.ref}: the processor has no tokenizer or chat template; greval prompts through the model's chat template"
+            )
+        # Left padding keeps every prompt's last token at the end, where generation starts.
+        tokenizer.padding_side = "left"
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        self.tokenizer = tokenizer
+        self._set_pixel_limits(min_pixels, max_pixels)
+        gen = self.model.generation_config
+        eos = gen.eos_token_id if gen.eos_token_id is not None else tokenizer.eos_token_id
+        self.eos_ids = {int(e) for e in (eos if isinstance(eos, list) else [eos]) if e is not None}
+        if tokenizer.eos_token_id is not None:
+            self.eos_ids.add(int(tokenizer.eos_token_id))
+        self.pad_id = gen.pad_token_id if gen.pad_token_id is not None else tokenizer.pad_token_id
+
+    def _set_pixel_limits(self, min_pixels: int | None, max_pixels: int | None) -> None:
+        """Qwen-style processors budget pixels themselves (and snap to their patch
+        grid): give them the limits. Others get images scaled down by greval."""
+        image_processor = getattr(self.processor, "image_processor", None)
+        size = getattr(image_processor, "size", None)
+        self._processor_budgets_pixels = (
+            hasattr(image_processor, "merge_size")
+            and size is not None
+            and "longest_edge" in size
+            and "shortest_edge" in size
+        )
+        if self._processor_budgets_pixels:
+            new_size = {
+                "shortest_edge": int(min_pixels or size["shortest_edge"]),
+                "longest_edge": int(max_pixels or size["longest_edge"]),
+            }
+            image_processor.size = type(size)(**new_size) if not isinstance(size, dict) else new_size
+            self.min_pixels, self.max_pixels = new_size["shortest_edge"], new_size["longest_edge"]
+        else:
+            self.min_pixels, self.max_pixels = min_pixels, max_pixels
+
+    # -- generation ------------------------------------------------------------------
+
+    def generate(self, requests: list[Request]) -> list[Response]:
+        images, errors = load_images(requests)
+        responses: list[Response | None] = [
+            Response(error=errors[i]) if i in errors else None for i in range(len(requests))
+        ]
+        # One generate() call per distinct decoding setting (tasks may differ in max_tokens).
+        groups: dict[tuple, list[int]] = defaultdict(list)
+        for i, request in enumerate(requests):
+            if i not in errors:
+                groups[generation_key(request.generation, self.max_new_tokens)].append(i)
+        for key, indices in groups.items():
+            outs = self._generate_safely([requests[i] for i in indices], [images[i] for i in indices], key)
+            for i, out in zip(indices, outs, strict=True):
+                responses[i] = out
+        return responses  # type: ignore[return-value]
+
+    def _generate_safely(self, requests: list[Request], images: list, key: tuple) -> list[Response]:
+        """Generate; when a batch fails (GPU out of memory, an image the processor
+        rejects), retry its halves so only the sample at fault is lost."""
+        import torch
+
+        try:
+            return self._generate_batch(requests, images, key)
+        except Exception as exc:
+            if isinstance(exc, torch.cuda.OutOfMemoryError):
+                torch.cuda.empty_cache()
+            if len(requests) == 1:
+                hint = (
+                    " (lower --max-pixels or --batch-size, or use a larger GPU)"
+                    if isinstance(exc, torch.cuda.OutOfMemoryError)
+                    else ""
+                )
+                return [Response(error=f"sample {requests[0].sample.sample_id}: {type(exc).__name__}: {exc}{hint}")]
+            half = len(requests) // 2
+            return self._generate_safely(requests[:half], images[:half], key) + self._generate_safely(
+                requests[half:], images[half:], key
+            )
+
+    def _generate_batch(self, requests: list[Request], images: list, key: tuple) -> list[Response]:
+        import torch
+        from transformers import GenerationConfig
+
+        max_new_tokens, temperature, top_p, seed = key
+        if not self._processor_budgets_pixels and (self.max_pixels or self.min_pixels):
+            images = [cap_pixels(img, self.max_pixels, self.min_pixels) for img in images]
+        texts = [
+            self.processor.apply_chat_template(
+                chat_messages(r, {"type": "image"}), add_generation_prompt=True, tokenize=False
+            )
+            for r in requests
+        ]
+        inputs = self.processor(text=texts, images=images, padding=True, return_tensors="pt").to(self.model.device)
+        # A clean config: the checkpoint's sampling defaults (temperature, top_k,
+        # repetition penalty) are not applied, so greedy is plain greedy on every backend.
+        config = GenerationConfig(
+            max_new_tokens=max_new_tokens,
+            do_sample=temperature > 0,
+            temperature=temperature if temperature > 0 else None,
+            top_p=top_p if temperature > 0 else None,
+            top_k=None,
+            eos_token_id=sorted(self.eos_ids),
+            pad_token_id=self.pad_id,
+        )
+        if temperature > 0:
+            torch.manual_seed(seed)
+        started = time.perf_counter()
+        with torch.inference_mode():
+            output = self.model.generate(**inputs, generation_config=config)
+        elapsed = time.perf_counter() - started
+        prompt_len = inputs["input_ids"].shape[1]
+        input_tokens = inputs["attention_mask"].sum(dim=1).tolist()
+        responses = []
+        for row, image, n_in in zip(output[:, prompt_len:].tolist(), images, input_tokens, strict=True):
+            stop_at = next((j for j, tok in enumerate(row) if tok in self.eos_ids), None)
+            kept = row if stop_at is None else row[:stop_at]
+            responses.append(
+                Response(
+                    text=self.tokenizer.decode(kept, skip_special_tokens=True),
+                    finish_reason="stop" if stop_at is not None else "length",
+                    usage=Usage(input_tokens=int(n_in), output_tokens=len(kept) + (stop_at is not None)),
+                    latency_s=elapsed / len(requests),  # the batch's time, shared
+                    meta={"image_size": list(image.size), "batch": len(requests)},
+                )
+            )
+        return responses
+
+    # -- provenance ------------------------------------------------------------------
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "adapter": self.name,
+            "model": self.model_ref,
+            "kind": self.kind,
+            "backend": "transformers",
+            "checkpoint": self.checkpoint.info(),
+            "model_class": type(self.model).__name__,
+            "dtype": str(self.dtype).removeprefix("torch."),
+            "device": str(self.model.device),
+            "device_map": getattr(self.model, "hf_device_map", None),
+            "attn_implementation": getattr(self.model.config, "_attn_implementation", None),
+            "image_min_pixels": self.min_pixels,
+            "image_max_pixels": self.max_pixels,
+            "image_resize": "processor"
+            if self._processor_budgets_pixels
+            else ("greval" if self.max_pixels or self.min_pixels else "processor default"),
+            "batch_size": self.batch_size,
+            "max_new_tokens": self.max_new_tokens,
+            "decoding": "greedy unless the task sets temperature > 0; checkpoint sampling defaults ignored",
+            "seed": self.seed,
+            "trust_remote_code": self.trust_remote_code,
+            "versions": library_versions("torch", "transformers", "accelerate"),
+        }
+
+    @property
+    def model_ref(self) -> str:
+        return self.checkpoint.ref
+
+    def cache_key_extra(self) -> dict[str, Any] | None:
+        return {
+            "backend": "transformers",
+            "checkpoint": self.checkpoint.revision or self.checkpoint.fingerprint,
+            "dtype": str(self.dtype),
+            "min_pixels": self.min_pixels,
+            "max_pixels": self.max_pixels,
+            "max_new_tokens": self.max_new_tokens,
+        }
+
+    def close(self) -> None:
+        import gc
+
+        self.model = None
+        gc.collect()
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        except ImportError:
+            pass
