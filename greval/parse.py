@@ -166,31 +166,55 @@ _UNIT_AFTER = re.compile(
     re.VERBOSE,
 )
 
-# The words right before a number that name what it is. Anchored at the end of a short
-# window that ends where the number starts.
-_LABEL_END = re.compile(
-    r"""
+
+# The words right before a number that name what it is ("Latitude:", '"lng": "',
+# "coordinates are about", "confidence:"). Matched on the REVERSED window that ends
+# where the number starts, so the match is anchored (`.match`) and costs only the
+# label's length instead of a scan of every start position.
+def _rev_alternation(words: str) -> str:
+    return "|".join(re.escape(w[::-1]) for w in sorted(words.split(), key=len, reverse=True))
+
+
+_LAT_WORDS = "lat latitude"
+_LON_WORDS = "lon lng long longitude"
+_KEY_SUFFIXES = "_deg _dd _decimal _degrees _value deg dd decimal degrees value"
+_FILLERS = "is of are approx approximately about around roughly near nearly at value equals equal estimated est be would should close to 约 约为 大约 为 是"
+_CONTEXT_WORDS = "coordinate coordinates coord coords gps location position latlng latlon lat_lon lat_lng answer guess point 坐标 經緯度 经纬度"
+_NONCOORD_WORDS = (
+    "confidence probability certainty score accuracy altitude elevation height radius error uncertainty"
+    " population distance zoom temperature rating version year depth speed size area price cost weight"
+    " width length angle heading bearing time ratio 置信度 海拔"
+)
+_REV_LAT = rf"(?:s?(?:{_rev_alternation(_LAT_WORDS)}))"
+_REV_LON = rf"(?:s?(?:{_rev_alternation(_LON_WORDS)}))"
+_LABEL_REV = re.compile(
+    rf"""
+    (?P<tail>[\W_]*(?:(?<![A-Za-z])(?:{_rev_alternation(_FILLERS)})[\W_]*){{0,3}})
     (?:
-        (?<![0-9A-Za-z])(?P<hdr_latlon>lat(?:itude)?s?[ \t]*[/,&|][ \t]*(?:lon|lng|long)(?:g?itude)?s?)(?![A-Za-z])
-      | (?<![0-9A-Za-z])(?P<hdr_lonlat>(?:lon|lng|long)(?:g?itude)?s?[ \t]*[/,&|][ \t]*lat(?:itude)?s?)(?![A-Za-z])
-      | (?<![0-9A-Za-z])(?P<lat>lat(?:itude)?)(?:_?(?:deg|dd|decimal|degrees|value))?(?![A-Za-z])
-      | (?<![0-9A-Za-z])(?P<lon>lon|lng|long|longitude)(?:_?(?:deg|dd|decimal|degrees|value))?(?![A-Za-z])
-      | (?P<cjk_n>北纬|北緯|纬度|緯度)
-      | (?P<cjk_s>南纬|南緯)
-      | (?P<cjk_e>东经|東經|经度|經度)
-      | (?P<cjk_w>西经|西經)
-      | (?<![0-9A-Za-z])(?P<ctx>coordinates?|coords?|gps|location|position|latlng|latlon|lat_lon|lat_lng|answer|guess|point|坐标|經緯度|经纬度)(?![A-Za-z])
-      | (?<![0-9A-Za-z])(?P<noncoord>confidence|probability|certainty|score|accuracy|altitude|elevation|height
-            |radius|error|uncertainty|population|distance|zoom|temperature|rating|version|year|depth|speed
-            |size|area|price|cost|weight|width|length|angle|heading|bearing|time|ratio|置信度|海拔)(?![A-Za-z])
+        (?<![A-Za-z])(?P<hdr_latlon>{_REV_LON}[ \t]*[/,&|][ \t]*{_REV_LAT})(?![0-9A-Za-z])
+      | (?<![A-Za-z])(?P<hdr_lonlat>{_REV_LAT}[ \t]*[/,&|][ \t]*{_REV_LON})(?![0-9A-Za-z])
+      | (?<![A-Za-z])(?:{_rev_alternation(_KEY_SUFFIXES)})?(?P<lat>{_rev_alternation(_LAT_WORDS)})(?![0-9A-Za-z])
+      | (?<![A-Za-z])(?:{_rev_alternation(_KEY_SUFFIXES)})?(?P<lon>{_rev_alternation(_LON_WORDS)})(?![0-9A-Za-z])
+      | (?P<cjk_n>纬北|緯北|度纬|度緯)
+      | (?P<cjk_s>纬南|緯南)
+      | (?P<cjk_e>经东|經東|度经|度經)
+      | (?P<cjk_w>经西|經西)
+      | (?<![A-Za-z])(?P<ctx>{_rev_alternation(_CONTEXT_WORDS)})(?![0-9A-Za-z])
+      | (?<![A-Za-z])(?P<noncoord>{_rev_alternation(_NONCOORD_WORDS)})(?![0-9A-Za-z])
     )
-    (?P<tail>[\W_]*(?:(?:is|of|are|approx(?:imately)?|about|around|roughly|near(?:ly)?|at|value|equals?|estimated
-        |est|be|would|should|close|to|约|约为|大约|为|是)(?![A-Za-z])[\W_]*){0,3})
-    \Z
     """,
     re.IGNORECASE | re.VERBOSE,
 )
 _LABEL_WINDOW = 48
+_LABEL_KINDS = {
+    "hdr_latlon": "latlon",
+    "hdr_lonlat": "lonlat",
+    "cjk_n": "lat",
+    "cjk_s": "lat",
+    "cjk_e": "lon",
+    "cjk_w": "lon",
+}
+_CJK_SIGNS = {"cjk_n": False, "cjk_s": True, "cjk_e": False, "cjk_w": True}  # True: negative
 
 # "48.85 latitude, 2.35 longitude": the axis named after the number.
 _SUFFIX_LABEL = re.compile(
@@ -229,6 +253,27 @@ _COMMIT = re.compile(
       | 最终答案|最终坐标|最终结论|答案[:：]|结论[:：]|综上
     )""",
     re.IGNORECASE | re.VERBOSE,
+)
+
+# Cheap `in` checks on the lower-cased region that must pass before _COMMIT runs.
+_COMMIT_HINTS = (
+    "final",
+    "best",
+    "go with",
+    "going with",
+    "my ",
+    "answer",
+    "conclu",
+    "summar",
+    "settl",
+    "commit",
+    "predicted",
+    "estimated",
+    "most likely",
+    "最终",
+    "答案",
+    "结论",
+    "综上",
 )
 
 _ALTERNATIVE = re.compile(
@@ -408,20 +453,20 @@ def _components(region: str) -> list[_Component]:
     geojson: bool | None = None
     for m in _COMPONENT.finditer(region):
         start, end = m.span()
-        deg_text = m.group("deg")
+        phemi, sign, deg_text, degmark, minutes, seconds, hemi = m.group(
+            "phemi", "sign", "deg", "degmark", "min", "sec", "hemi"
+        )
         decimal = "." in deg_text or "," in deg_text
         value = float(deg_text.replace(",", "."))
-        minutes = m.group("min")
-        seconds = m.group("sec")
         valid = True
         if minutes is not None:
             mv = float(minutes)
             sv = float(seconds) if seconds is not None else 0.0
             valid = mv < 60 and sv < 60
             value += mv / 60.0 + sv / 3600.0
-        hemi = m.group("hemi") or m.group("phemi")
+        hemi = hemi or phemi
         hemi_axis = None
-        negative = m.group("sign") in _MINUS
+        negative = sign in _MINUS
         if hemi:
             h = hemi[0].upper()
             hemi_axis = "lat" if h in "NS" else "lon"
@@ -432,31 +477,19 @@ def _components(region: str) -> list[_Component]:
         label_start = start
         quoted = False
         window_start = max(prev_end, start - _LABEL_WINDOW)
-        lm = _LABEL_END.search(region, window_start, start) if start > window_start else None
+        lm = _LABEL_REV.match(region[window_start:start][::-1]) if start > window_start else None
         if lm is not None:
-            label_start = lm.start()
+            label_start = start - lm.end()
             tail = lm.group("tail")
             quoted = ("'" in tail or '"' in tail) and (":" in tail or "=" in tail)
-            kind = None
-            for name in ("lat", "lon", "hdr_latlon", "hdr_lonlat", "ctx", "noncoord"):
-                if lm.group(name) is not None:
-                    kind = name
-                    break
-            else:
-                if lm.group("cjk_n") or lm.group("cjk_s"):
-                    kind = "lat"
-                    if lm.group("cjk_s"):
-                        negative = True
-                    elif hemi is None:
-                        negative = False
-                elif lm.group("cjk_e") or lm.group("cjk_w"):
-                    kind = "lon"
-                    if lm.group("cjk_w"):
-                        negative = True
-                    elif hemi is None:
-                        negative = False
-            label = {"hdr_latlon": "latlon", "hdr_lonlat": "lonlat"}.get(kind, kind)
-            if label == "ctx" and lm.group("ctx").lower().startswith("coord"):
+            kind = lm.lastgroup
+            label = _LABEL_KINDS.get(kind, kind)
+            if kind in _CJK_SIGNS:
+                if _CJK_SIGNS[kind]:
+                    negative = True
+                elif hemi is None:
+                    negative = False
+            if label == "ctx" and lm.group("ctx").lower().endswith("drooc"):
                 if geojson is None:
                     geojson = _GEOJSON_POINT.search(region) is not None
                 if geojson:
@@ -478,7 +511,7 @@ def _components(region: str) -> list[_Component]:
                 quoted=quoted,
                 decimal=decimal,
                 dms=minutes is not None,
-                marked=bool(hemi) or m.group("degmark") is not None,
+                marked=bool(hemi) or degmark is not None,
                 valid=valid,
                 unit=unit,
                 geojson=bool(geojson) and label == "lonlat",
@@ -590,7 +623,9 @@ def _choose(region: str, candidates: list[_Candidate]) -> _Candidate | None:
     pool = candidates
     pick_first = False
     since = 0
-    markers = list(_COMMIT.finditer(region))
+    lowered = region.lower()
+    hinted = any(h in lowered for h in _COMMIT_HINTS)
+    markers = list(_COMMIT.finditer(region)) if hinted else []
     for k, mk in enumerate(reversed(markers)):
         after = [c for c in candidates if c.start >= mk.end()]
         if after:
@@ -598,6 +633,8 @@ def _choose(region: str, candidates: list[_Candidate]) -> _Candidate | None:
             break
         if k == 0 and _REFUSAL_RE.search(region, mk.end()):
             return None  # "Final answer: I cannot tell where this is."
+    if len(pool) == 1:
+        return pool[0]
     kept = []
     prev_end = since
     for c in pool:
