@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from greval.records import METRICS, RUN_INFO, Prediction, PredictionWriter, write_json_atomic
+from greval.records import METRICS, PREDICTIONS, RUN_INFO, Prediction, write_json_atomic
 
 ACC_KEYS = ("acc@1km", "acc@25km", "acc@200km", "acc@750km", "acc@2500km")
 
@@ -37,7 +37,7 @@ def write_run(
     path: Path,
     tasks: dict[str, dict[str, Any]],
     info: dict[str, Any] | None = None,
-    predictions: list[Prediction] | None = None,
+    predictions: list[Prediction | dict[str, Any]] | None = None,
 ) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     write_json_atomic(
@@ -47,15 +47,15 @@ def write_run(
     if info is not None:
         (path / RUN_INFO).write_text(json.dumps(info), encoding="utf-8")
     if predictions is not None:
-        with PredictionWriter(path) as writer:
-            for record in predictions:
-                writer.write(record)
+        lines = (r.to_json() if isinstance(r, Prediction) else json.dumps(r) for r in predictions)
+        (path / PREDICTIONS).write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     return path
 
 
-def random_predictions(n: int, task: str = "geo", seed: int = 0) -> list[Prediction]:
-    """n records: most parsed with errors spread from ~0.1 km to ~20,000 km, some
-    unparsed, refused, truncated or errored, with urban / natural / landmark scenes."""
+def random_predictions(n: int, task: str = "geo", seed: int = 0) -> list[dict[str, Any]]:
+    """n prediction records (as read_predictions returns them): most parsed, with errors
+    spread from ~0.1 km to ~20,000 km, some unparsed, refused, truncated or errored, with
+    urban / natural / landmark scenes."""
     rng = np.random.default_rng(seed)
     gt_lat = rng.uniform(-60, 70, n)
     gt_lon = rng.uniform(-180, 180, n)
@@ -70,19 +70,21 @@ def random_predictions(n: int, task: str = "geo", seed: int = 0) -> list[Predict
     for i in range(n):
         ok = status[i] == "ok"
         records.append(
-            Prediction(
-                sample_id=f"s{i:06d}",
-                task=task,
-                output="<answer>…</answer>" if status[i] != "error" else None,
-                lat=float(lat[i]) if ok else None,
-                lon=float(lon[i]) if ok else None,
-                status=str(status[i]),
-                distance_km=float(distance[i]) if ok else None,
-                error="HTTP 500" if status[i] == "error" else None,
-                gt_lat=float(gt_lat[i]),
-                gt_lon=float(gt_lon[i]),
-                scene=str(scenes[i]),
-                scene_source="field",
-            )
+            {
+                "sample_id": f"s{i:06d}",
+                "task": task,
+                "output": "<answer>…</answer>" if status[i] != "error" else None,
+                "lat": float(lat[i]) if ok else None,
+                "lon": float(lon[i]) if ok else None,
+                "status": str(status[i]),
+                "distance_km": float(distance[i]) if ok else None,
+                "error": "HTTP 500" if status[i] == "error" else None,
+                "gt_lat": float(gt_lat[i]),
+                "gt_lon": float(gt_lon[i]),
+                "scene": str(scenes[i]),
+                "scene_source": "field",
+                "usage": {},
+                "cost_usd": None,
+            }
         )
     return records

@@ -1,0 +1,395 @@
+"""Plots of one or more runs, drawn from their run folders' records.
+
+`make_plots` writes four figures (each as PNG and PDF by default):
+
+- accuracy_vs_threshold: accuracy (%) against the distance radius, log x from 1 to 2,500 km,
+  one line per run and task, the five granularities marked with metrics.json's numbers;
+- error_cdf: share of samples within each distance over the whole range; answers that
+  could not be used (unparsed, refused, truncated) never arrive, so a curve tops out at
+  1 − its failure share;
+- scene_accuracy: accuracy per scene at each granularity, grouped bars;
+- map (map_<model> for several runs): ground truth and prediction on a world map, with a
+  thin line from each truth to its prediction, for a fixed sample of pairs.
+
+matplotlib is imported inside the functions (so `import greval.report` stays cheap) and
+used through `matplotlib.figure.Figure`, never pyplot: no global state, no display
+needed, PNGs rendered by Agg. Everything per sample is numpy: a 100,000-sample run plots
+in about a second and a half.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from greval.records import ERROR, OK
+from greval.report import GRANULARITY_NAMES, Run, load_run, threshold_km
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+HALF_EARTH_KM = 20_037.5  # the farthest two points on Earth can be apart
+MAX_MAP_PAIRS = 2_000
+MAX_SCENE_PANELS = 12
+_DPI = 150
+# Fixed margins (inches-sized figures, known labels): constrained layout would measure
+# every tick label on every save, which is most of a line plot's drawing time.
+_MARGINS = {"left": 0.1, "right": 0.97, "bottom": 0.12, "top": 0.88}
+
+
+@dataclass
+class _Errors:
+    """The distances of one run's task, as arrays, with what the denominators need."""
+
+    label: str
+    distances_km: np.ndarray  # sorted, only samples with a usable answer
+    n_scored: int  # samples with a model answer (request errors are not scored)
+
+    @property
+    def failure_share(self) -> float:
+        return 1.0 - len(self.distances_km) / self.n_scored if self.n_scored else 0.0
+
+
+def _as_runs(run_dirs_or_runs: Any) -> list[Run]:
+    if isinstance(run_dirs_or_runs, (str, Path, Run)):
+        run_dirs_or_runs = [run_dirs_or_runs]
+    return [load_run(item) for item in run_dirs_or_runs]
+
+
+def _label(run: Run, task: str, runs: Sequence[Run]) -> str:
+    """ "model · task", leaving out whichever part every line shares."""
+    tasks = {t for r in runs for t in r.tasks}
+    if len(tasks) == 1:
+        return run.label
+    if len(runs) == 1:
+        return task
+    return f"{run.label} · {task}"
+
+
+def _errors(run: Run, runs: Sequence[Run]) -> list[_Errors]:
+    """Per task of the run: its usable distances, sorted, and its scored count."""
+    by_task: dict[str, list[dict[str, Any]]] = {}
+    for record in run.predictions:
+        by_task.setdefault(record["task"], []).append(record)
+    out = []
+    for task in run.tasks or sorted(by_task):
+        records = by_task.get(task, [])
+        scored = [r for r in records if r.get("status") != ERROR]
+        distances = [r["distance_km"] for r in scored if r.get("status") == OK and r.get("distance_km") is not None]
+        out.append(_Errors(_label(run, task, runs), np.sort(np.asarray(distances, dtype=float)), len(scored)))
+    return out
+
+
+def _granularity_axis(ax: Any, radii: Iterable[float]) -> None:
+    """Log x axis with a dotted line and a name at each granularity."""
+    ax.set_xscale("log")
+    for radius in radii:
+        ax.axvline(radius, color="0.8", linewidth=0.6, linestyle=":", zorder=0)
+        name = GRANULARITY_NAMES.get(int(radius)) if float(radius).is_integer() else None
+        ax.text(
+            radius,
+            1.0,
+            f" {name}" if name else "",
+            transform=ax.get_xaxis_transform(),
+            fontsize=7,
+            color="0.4",
+            va="bottom",
+            ha="center",
+        )
+
+
+def _radius_ticks(ax: Any, radii: Sequence[float]) -> None:
+    ax.set_xticks(list(radii))
+    ax.set_xticklabels([f"{r:,g} km" for r in radii])
+    ax.minorticks_off()
+
+
+def accuracy_figure(runs: Sequence[Run], *, with_curves: bool = True) -> Figure:
+    """Accuracy (%) against the radius, 1 to 2,500 km; markers at the reported granularities."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 4.5))
+    fig.subplots_adjust(**_MARGINS)
+    ax = fig.add_subplot()
+    radii = sorted({threshold_km(k) for r in runs for b in r.metrics["tasks"].values() for k in b if threshold_km(k)})
+    grid = np.logspace(0, np.log10(2500), 300)
+    errors = {(id(run), e.label): e for run in runs for e in (_errors(run, runs) if with_curves else [])}
+    for run in runs:
+        for task, block in run.metrics["tasks"].items():
+            label = _label(run, task, runs)
+            points = sorted((threshold_km(k), v) for k, v in block.items() if threshold_km(k) and v is not None)
+            e = errors.get((id(run), label))
+            if e is not None and e.n_scored:
+                # The curve between the marks, from the same records the table was scored from.
+                reached = np.searchsorted(e.distances_km, grid, side="right") / e.n_scored
+                (line,) = ax.plot(grid, 100 * reached, linewidth=1.3, label=label)
+                color = line.get_color()
+                ax.plot([p[0] for p in points], [100 * p[1] for p in points], "o", color=color, markersize=5)
+            elif points:
+                ax.plot([p[0] for p in points], [100 * p[1] for p in points], "o-", markersize=5, label=label)
+    _granularity_axis(ax, radii)
+    _radius_ticks(ax, radii or [1, 25, 200, 750, 2500])
+    ax.set_xlim(0.8, 3200)
+    ax.set_ylim(0, 100)
+    ax.set_xlabel("distance from the true location")
+    ax.set_ylabel("accuracy (%): share of samples within the distance")
+    ax.grid(axis="y", linewidth=0.3)
+    if ax.lines:
+        ax.legend(fontsize=8, loc="upper left")
+    return fig
+
+
+def error_cdf_figure(runs: Sequence[Run]) -> Figure:
+    """Share of scored samples within each distance; unusable answers never arrive."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 4.5))
+    fig.subplots_adjust(**_MARGINS)
+    ax = fig.add_subplot()
+    grid = np.logspace(-1, np.log10(HALF_EARTH_KM), 400)
+    for run in runs:
+        for e in _errors(run, runs):
+            if not e.n_scored:
+                continue
+            reached = np.searchsorted(e.distances_km, grid, side="right") / e.n_scored
+            ceiling = 1.0 - e.failure_share
+            (line,) = ax.plot(
+                grid,
+                reached,
+                linewidth=1.3,
+                label=f"{e.label} (no usable answer {e.failure_share:.1%}: tops at {ceiling:.1%})",
+            )
+            ax.axhline(ceiling, color=line.get_color(), linewidth=0.6, linestyle="--")
+    _granularity_axis(ax, [1, 25, 200, 750, 2500])
+    ax.set_xlim(grid[0], grid[-1])
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("error (km, great-circle distance)")
+    ax.set_ylabel("share of samples with error ≤ x")
+    ax.grid(axis="y", linewidth=0.3)
+    if ax.lines:
+        ax.legend(fontsize=8, loc="upper left")
+    fig.text(
+        0.5,
+        0.985,
+        "Unparsed, refused and truncated answers count as never within any distance, so each\n"
+        "curve tops out at 1 − its failure share (dashed). Request errors are not scored.",
+        fontsize=8,
+        ha="center",
+        va="top",
+    )
+    return fig
+
+
+def scene_figure(runs: Sequence[Run]) -> Figure | None:
+    """Accuracy per scene at each granularity, one panel per run and task; None without scenes."""
+    from matplotlib.figure import Figure
+
+    panels = [
+        (run, task, block) for run in runs for task, block in run.metrics["tasks"].items() if block.get("by_scene")
+    ][:MAX_SCENE_PANELS]
+    if not panels:
+        return None
+    fig = Figure(figsize=(7.5, 3.2 * len(panels)), layout="constrained")
+    axes = fig.subplots(len(panels), 1, squeeze=False)[:, 0]
+    for ax, (run, task, block) in zip(axes, panels, strict=True):
+        by_scene = block["by_scene"]
+        groups = [("all", block)] + sorted(by_scene.items(), key=lambda kv: (-(kv[1].get("n") or 0), kv[0]))
+        keys = sorted({k for _, b in groups for k in b if threshold_km(k)}, key=threshold_km)
+        x = np.arange(len(keys))
+        width = 0.8 / len(groups)
+        for i, (scene, b) in enumerate(groups):
+            values = [100 * b[k] if b.get(k) is not None else np.nan for k in keys]
+            color = "0.6" if scene == "all" else None
+            ax.bar(
+                x + (i - (len(groups) - 1) / 2) * width,
+                values,
+                width,
+                label=f"{scene} (n={_count(b.get('n'))})",
+                color=color,
+            )
+        ax.set_xticks(x)
+        ax.set_xticklabels(
+            [f"{GRANULARITY_NAMES.get(int(threshold_km(k) or 0), '')}\n{threshold_km(k):,g} km" for k in keys]
+        )
+        ax.set_ylim(0, 100)
+        ax.set_ylabel("accuracy (%)")
+        ax.set_title(_label(run, task, runs) if len(runs) > 1 or len(run.tasks) > 1 else run.label, fontsize=9)
+        ax.grid(axis="y", linewidth=0.3)
+        ax.legend(fontsize=7, ncols=min(len(groups), 4), loc="upper left")
+    return fig
+
+
+def _map_pairs(run: Run, max_pairs: int) -> tuple[np.ndarray, np.ndarray]:
+    """(truth, prediction) as (n, 2) lon/lat arrays for a fixed sample of usable answers."""
+    records = sorted(
+        (
+            r
+            for r in run.predictions
+            if r.get("status") == OK and None not in (r.get("lat"), r.get("lon"), r.get("gt_lat"), r.get("gt_lon"))
+        ),
+        key=lambda r: (r["task"], r["sample_id"]),
+    )
+    if len(records) > max_pairs:  # the same sample every time for the same records
+        keep = np.sort(np.random.default_rng(0).choice(len(records), max_pairs, replace=False))
+        records = [records[i] for i in keep]
+    truth = np.array([(r["gt_lon"], r["gt_lat"]) for r in records], dtype=float).reshape(-1, 2)
+    pred = np.array([(r["lon"], r["lat"]) for r in records], dtype=float).reshape(-1, 2)
+    return truth, pred
+
+
+def _segments(truth: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """Truth-to-prediction segments on a lon/lat map; a pair across the ±180° meridian
+    becomes two pieces that leave one edge and enter the other, not a line across the world."""
+    dlon = pred[:, 0] - truth[:, 0]
+    wraps = np.abs(dlon) > 180
+    straight = np.stack([truth[~wraps], pred[~wraps]], axis=1)
+    shift = np.zeros_like(truth[wraps])
+    shift[:, 0] = -360 * np.sign(dlon[wraps])
+    leaving = np.stack([truth[wraps], pred[wraps] + shift], axis=1)
+    entering = np.stack([truth[wraps] - shift, pred[wraps]], axis=1)
+    return np.concatenate([straight, leaving, entering])
+
+
+def _outlines() -> list[np.ndarray] | None:
+    """Country outlines if greval.geo can supply them; None draws a map with a grid only.
+
+    Building them reads the whole Natural Earth shapefile (~0.7 s), most of a big run's
+    plotting time, so the simplified rings are kept in greval's cache folder as one .npz.
+    """
+    try:
+        from greval import geo
+
+        outlines = geo.world_outlines
+    except (ImportError, AttributeError):
+        return None
+    cached = _outline_cache_path()
+    if cached is not None and cached.is_file():
+        try:
+            with np.load(cached) as data:
+                return np.split(data["points"], data["ends"][:-1])
+        except (OSError, ValueError, KeyError):
+            pass  # unreadable or torn: rebuild below
+    try:
+        rings = outlines()
+    except (ImportError, OSError):
+        return None
+    if cached is not None and rings:
+        try:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cached.with_name(cached.name + ".tmp.npz")
+            np.savez(tmp, points=np.concatenate(rings), ends=np.cumsum([len(r) for r in rings]))
+            tmp.replace(cached)
+        except OSError:
+            pass  # a read-only home is no reason to fail a plot
+    return rings
+
+
+def _outline_cache_path() -> Path | None:
+    """Where the outlines are cached, named after the outline data file so new data
+    (another geo version, another shapefile) never reads stale rings; None: no caching."""
+    try:
+        from greval import geo
+
+        source = geo._natural_earth_path()
+        stat = source.stat()
+        folder = geo.cache_dir()
+    except (ImportError, AttributeError, OSError):
+        return None
+    return folder / f"world-outlines-v1-{source.stem}-{stat.st_size}-{int(stat.st_mtime)}.npz"
+
+
+def map_figure(run: Run, *, max_pairs: int = MAX_MAP_PAIRS) -> Figure:
+    """Ground truth vs prediction on a plate carrée world map."""
+    from matplotlib.collections import LineCollection
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(10, 5.4))
+    fig.subplots_adjust(left=0.05, right=0.98, bottom=0.06, top=0.94)
+    ax = fig.add_subplot()
+    outlines = _outlines()
+    if outlines:
+        ax.add_collection(LineCollection(outlines, colors="0.55", linewidths=0.3, zorder=1))
+    truth, pred = _map_pairs(run, max_pairs)
+    if len(truth):
+        ax.add_collection(
+            LineCollection(_segments(truth, pred), colors="0.35", linewidths=0.3, alpha=0.5, zorder=2, rasterized=True)
+        )
+        ax.scatter(
+            truth[:, 0],
+            truth[:, 1],
+            s=4,
+            color="tab:green",
+            label="ground truth",
+            zorder=3,
+            rasterized=True,
+            linewidths=0,
+        )
+        ax.scatter(
+            pred[:, 0], pred[:, 1], s=4, color="tab:red", label="prediction", zorder=4, rasterized=True, linewidths=0
+        )
+        ax.legend(fontsize=8, loc="lower left", markerscale=2)
+    ax.set_xlim(-180, 180)
+    ax.set_ylim(-90, 90)
+    ax.set_aspect("equal")
+    ax.set_xticks(range(-180, 181, 30))
+    ax.set_yticks(range(-90, 91, 30))
+    ax.tick_params(labelsize=7)
+    ax.grid(linewidth=0.3, color="0.85", zorder=0)
+    n_usable = sum(1 for r in run.predictions if r.get("status") == OK)
+    shown = f"{len(truth):,} of {n_usable:,} usable answers" + (
+        " (fixed random sample)" if len(truth) < n_usable else ""
+    )
+    ax.set_title(
+        f"{run.label}: truth → prediction, {shown}" + ("" if outlines else " — no country outlines available"),
+        fontsize=9,
+    )
+    return fig
+
+
+def _count(n: Any) -> str:
+    return f"{n:,}" if isinstance(n, int) else "?"
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.-]+", "_", text).strip("_") or "run"
+
+
+def _save(fig: Figure, out_dir: Path, name: str, formats: Sequence[str]) -> list[Path]:
+    paths = []
+    for fmt in formats:
+        path = out_dir / f"{name}.{fmt}"
+        fig.savefig(path, dpi=_DPI)
+        paths.append(path)
+    return paths
+
+
+def make_plots(
+    run_dirs_or_runs: str | Path | Run | Iterable[str | Path | Run],
+    out_dir: str | Path | None = None,
+    formats: Sequence[str] = ("png", "pdf"),
+) -> list[Path]:
+    """Write the accuracy, error-CDF, per-scene and map figures; return the files written.
+
+    `out_dir` defaults to the first run's folder + "plots". With several runs, the line
+    plots compare them and each run gets its own map (map_<model>). The per-scene plot is
+    left out when no run has scenes.
+    """
+    runs = _as_runs(run_dirs_or_runs)
+    if not runs:
+        raise ValueError("make_plots needs at least one run")
+    out = Path(out_dir) if out_dir is not None else runs[0].path / "plots"
+    out.mkdir(parents=True, exist_ok=True)
+    written = _save(accuracy_figure(runs), out, "accuracy_vs_threshold", formats)
+    written += _save(error_cdf_figure(runs), out, "error_cdf", formats)
+    scenes = scene_figure(runs)
+    if scenes is not None:
+        written += _save(scenes, out, "scene_accuracy", formats)
+    for run in runs:
+        name = "map" if len(runs) == 1 else f"map_{_slug(run.label)}"
+        written += _save(map_figure(run), out, name, formats)
+    return written
