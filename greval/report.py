@@ -363,14 +363,17 @@ def latex_escape(text: str) -> str:
 
 
 def _best_rows(df: pd.DataFrame, column: str) -> set[int]:
-    """Row positions holding the best value of a metric column, compared within each task.
+    """Row positions holding the best value of a metric column, compared within each task
+    (and scene, in a scene table).
 
     Values are compared as displayed (rounded), so a tie on paper is bolded twice; a task
     with fewer than two distinct values in the column has nothing to bold.
     """
     if _is_text_column(column) or column == "n":
         return set()
-    groups = df["task"].tolist() if "task" in df.columns else [None] * len(df)
+    # Rows compete with the rows of the same task (and scene): models against each other.
+    keys = [c for c in ("task", "scene") if c in df.columns]
+    groups = list(zip(*(df[c].tolist() for c in keys), strict=True)) if keys else [()] * len(df)
     best: set[int] = set()
     for group in dict.fromkeys(groups):
         candidates = []

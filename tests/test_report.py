@@ -299,3 +299,19 @@ def test_summary_text_with_missing_values_and_no_cost(tmp_path: Path) -> None:
     assert "  accuracy  City 25 km –\n" in text
     assert "  median – · mean –\n" in text
     assert "cost" not in text and "skipped" not in text and "request errors" not in text
+
+
+def test_concatenated_scene_tables_bold_per_scene_and_show_missing(gre_run: Path, geoclip_run: Path) -> None:
+    import pandas as pd
+
+    # The CLI's `--scenes` for several runs: concat turns a missing column's cells into NaN.
+    df = pd.concat([scene_table(gre_run), scene_table(geoclip_run)], ignore_index=True)
+    text = render(df, "latex", columns=["model", "scene", "acc@1km", "acc@25km"])
+    body = text.split("\\midrule\n")[1].split("\\bottomrule")[0].splitlines()
+    assert body == [
+        r"GRE\_7B (ours) \& 100\% & all & 6.14 & \textbf{26.15} \\",
+        r"GRE\_7B (ours) \& 100\% & urban & 10.00 & 40.00 \\",
+        r"GRE\_7B (ours) \& 100\% & natural & 1.00 & 10.00 \\",
+        r"geoclip & all & -- & 15.71 \\",
+    ]
+    assert render(df, "md", columns=["model", "scene", "acc@1km"]).splitlines()[-1] == "| geoclip | all | – |"
