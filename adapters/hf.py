@@ -86,6 +86,9 @@ class HFAdapter(Adapter):
         self.seed = int(seed or 0)
         self.trust_remote_code = bool(trust_remote_code)
         self.checkpoint = resolve_checkpoint(model, revision=revision, adapter=self.name)
+        # --option values arrive as strings.
+        min_pixels = int(min_pixels) if min_pixels else None
+        max_pixels = int(max_pixels) if max_pixels else None
         self._load(dtype, device, device_map, attn_implementation, min_pixels, max_pixels)
 
     # -- loading ---------------------------------------------------------------------

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import os
 from typing import Any
 
@@ -57,6 +58,20 @@ def _int(value: Any) -> int | None:
 
 def _float(value: Any) -> float | None:
     return None if value in (None, "") else float(value)
+
+
+def _mapping(value: Any) -> dict[str, Any] | None:
+    """A dict option, also when given as JSON text through `--option KEY='{...}'`."""
+    if value in (None, ""):
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise AdapterError(f"expected a JSON object, got {value!r}") from exc
+    if not isinstance(value, dict):
+        raise AdapterError(f"expected a JSON object, got {value!r}")
+    return value
 
 
 # -- request building (pure: no vLLM needed) ----------------------------------------
@@ -123,7 +138,7 @@ def engine_kwargs(
         "seed": _int(seed) or 0,
         "trust_remote_code": bool(trust_remote_code),
         # One image per prompt is all greval sends; vLLM reserves memory per image slot.
-        "limit_mm_per_prompt": limit_mm_per_prompt or {"image": 1},
+        "limit_mm_per_prompt": _mapping(limit_mm_per_prompt) or {"image": 1},
     }
     if gpu_memory_utilization not in (None, ""):
         kwargs["gpu_memory_utilization"] = _float(gpu_memory_utilization)

@@ -219,6 +219,9 @@ def test_vllm_engine_kwargs_pass_settings_through():
         "mm_processor_kwargs": {"min_pixels": 3136, "max_pixels": 1003520},
     }
     assert "mm_processor_kwargs" not in v.engine_kwargs("/m", max_pixels=100, qwen_pixels=False)
+    assert v.engine_kwargs("/m", limit_mm_per_prompt='{"image": 2}')["limit_mm_per_prompt"] == {"image": 2}
+    with pytest.raises(AdapterError, match="JSON object"):
+        v.engine_kwargs("/m", limit_mm_per_prompt="image=2")
     assert v.is_qwen_vl({"model_type": "qwen2_5_vl"}) and not v.is_qwen_vl({"model_type": "llava"})
 
 
