@@ -13,8 +13,10 @@
 
 matplotlib is imported inside the functions (so `import greval.report` stays cheap) and
 used through `matplotlib.figure.Figure`, never pyplot: no global state, no display
-needed, PNGs rendered by Agg. Everything per sample is numpy: a 100,000-sample run plots
-in about a second and a half.
+needed, PNGs rendered by Agg. Everything per sample is numpy (curves are evaluated on a
+fixed grid, the map draws a fixed-size sample through one LineCollection and rasterized
+scatters): a 100,000-sample run plots in ~2.5 s on 2 CPU cores, 40 % of it reading
+predictions.jsonl.
 """
 
 from __future__ import annotations
