@@ -1,0 +1,161 @@
+"""Is model A really better than model B? Paired comparison of two runs.
+
+Per task, only the (task, sample_id) pairs that both runs hold and neither errored are
+compared, so both models are judged on exactly the same images. Scoring rules are
+those of greval.score (non-ok answers are wrong, GeoScore 0; median_km over each run's
+ok answers).
+
+- 0/1 metrics (acc@…, country_acc, continent_acc): exact McNemar test, i.e. a two-sided
+  binomial test of the discordant pairs (A right / B wrong vs. A wrong / B right) against
+  1/2 (scipy.stats.binomtest); p = 1 when there are none. The CI of the difference is a
+  paired bootstrap drawn exactly: the four (A, B) outcome counts of a resample of pairs
+  are Multinomial(n, observed shares).
+- geoscore: paired bootstrap of the per-pair difference (the same exact / stratified
+  resampling of means as in greval.score).
+- median_km: paired bootstrap, resampling pairs and recomputing both medians (each over
+  its run's ok answers in the resample), in chunks of resamples. p-value of a bootstrap:
+  2 · min(share of replicates ≤ 0, share ≥ 0), capped at 1 (resolution 1 / n_boot: a
+  p of 0 means below 1 / n_boot).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from greval.score import ERROR, _frame, _granularity_names, _percentile_ci, _rng, _Scored, acc_key, boot_mean
+
+
+def _mcnemar(a: np.ndarray, b: np.ndarray, rng: np.random.Generator, n_boot: int) -> dict[str, Any]:
+    from scipy.stats import binomtest
+
+    n = len(a)
+    a_only, b_only = int((a & ~b).sum()), int((~a & b).sum())
+    discordant = a_only + b_only
+    p = 1.0 if discordant == 0 else float(binomtest(a_only, discordant, 0.5).pvalue)
+    shares = [a_only / n, b_only / n, 1.0 - discordant / n]
+    counts = rng.multinomial(n, shares, size=n_boot)
+    diffs = (counts[:, 0] - counts[:, 1]) / n
+    return {
+        "a": float(a.mean()),
+        "b": float(b.mean()),
+        "diff": (a_only - b_only) / n,
+        "ci": _percentile_ci(diffs),
+        "p_value": min(1.0, p),
+        "n": n,
+        "test": "mcnemar",
+        "discordant": {"a_only": a_only, "b_only": b_only},
+    }
+
+
+def _bootstrap_p(replicates: np.ndarray) -> float | None:
+    replicates = replicates[np.isfinite(replicates)]
+    if len(replicates) == 0:
+        return None
+    return float(min(1.0, 2.0 * min(np.mean(replicates <= 0), np.mean(replicates >= 0))))
+
+
+def _boot_result(a: float | None, b: float | None, replicates: np.ndarray, n: int) -> dict[str, Any]:
+    diff = None if a is None or b is None else a - b
+    return {
+        "a": a,
+        "b": b,
+        "diff": diff,
+        "ci": _percentile_ci(replicates),
+        "p_value": _bootstrap_p(replicates),
+        "n": n,
+        "test": "paired-bootstrap",
+    }
+
+
+def _median_diffs(da: np.ndarray, db: np.ndarray, rng: np.random.Generator, n_boot: int) -> np.ndarray:
+    """Replicates of median(A ok distances) − median(B ok distances) over resampled pairs.
+
+    NaN marks a non-ok answer; a replicate where either side has no ok answer is NaN.
+    """
+    n = len(da)
+    out = np.full(n_boot, np.nan)
+    chunk = max(1, 20_000_000 // max(n, 1))
+    for start in range(0, n_boot, chunk):
+        stop = min(n_boot, start + chunk)
+        idx = rng.integers(0, n, size=(stop - start, n))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a replicate with no ok answer: NaN
+            out[start:stop] = np.nanmedian(da[idx], axis=1) - np.nanmedian(db[idx], axis=1)
+    return out
+
+
+def _median(d: np.ndarray) -> float | None:
+    d = d[np.isfinite(d)]
+    return float(np.median(d)) if len(d) else None
+
+
+def compare_task(
+    a: pd.DataFrame, b: pd.DataFrame, names: list[str], *, seed: int, n_boot: int, group: str = ""
+) -> dict[str, Any]:
+    """Paired comparison of two runs' records of one task (errors already dropped)."""
+    a = a.drop_duplicates("sample_id", keep="last").set_index(a["sample_id"].astype(str).rename("_key"))
+    b = b.drop_duplicates("sample_id", keep="last").set_index(b["sample_id"].astype(str).rename("_key"))
+    common = a.index.intersection(b.index).sort_values()
+    a, b = a.loc[common].reset_index(drop=True), b.loc[common].reset_index(drop=True)
+    n = len(common)
+    if n == 0:
+        return {}
+    sa, sb = _Scored(a, names, "haversine", True), _Scored(b, names, "haversine", True)
+    out: dict[str, Any] = {}
+    binary = {acc_key(name): (sa.hits[name], sb.hits[name]) for name in names}
+    binary["country_acc"] = (sa.country_hit, sb.country_hit)
+    binary["continent_acc"] = (sa.continent_hit, sb.continent_hit)
+    for key, (ha, hb) in binary.items():
+        if key.startswith("acc@"):
+            out[key] = _mcnemar(ha, hb, _rng(seed, "compare", key, group), n_boot)
+    diff = sa.geoscore - sb.geoscore
+    out["geoscore"] = _boot_result(
+        float(sa.geoscore.mean()),
+        float(sb.geoscore.mean()),
+        boot_mean(diff, n, _rng(seed, "compare", "geoscore", group), n_boot),
+        n,
+    )
+    out["median_km"] = _boot_result(
+        _median(sa.distance),
+        _median(sb.distance),
+        _median_diffs(sa.distance, sb.distance, _rng(seed, "compare", "median_km", group), n_boot),
+        n,
+    )
+    for key in ("country_acc", "continent_acc"):
+        ha, hb = binary[key]
+        out[key] = _mcnemar(ha, hb, _rng(seed, "compare", key, group), n_boot)
+    return out
+
+
+def compare_records(
+    records_a, records_b, granularities: Sequence[str] | None = None, *, seed: int = 0, n_boot: int = 1000
+) -> dict[str, Any]:
+    """{"tasks": {task: {metric: {"a", "b", "diff", "ci", "p_value", "n", "test"}}}}.
+
+    Tasks present in only one run are skipped (listed under "only_in_a" / "only_in_b").
+    Distances use the haversine sphere, as in greval.score's default.
+    """
+    names = _granularity_names(granularities)
+    fa, fb = _frame(records_a), _frame(records_b)
+    for frame, label in ((fa, "A"), (fb, "B")):
+        if len(frame) and "task" not in frame.columns:
+            raise ValueError(f"run {label}'s records lack the column 'task'")
+    fa = fa[fa["status"] != ERROR] if len(fa) else fa
+    fb = fb[fb["status"] != ERROR] if len(fb) else fb
+    tasks_a = set(fa["task"]) if len(fa) else set()
+    tasks_b = set(fb["task"]) if len(fb) else set()
+    result: dict[str, Any] = {"tasks": {}}
+    for task in sorted(tasks_a & tasks_b, key=str):
+        metrics = compare_task(
+            fa[fa["task"] == task], fb[fb["task"] == task], names, seed=seed, n_boot=n_boot, group=str(task)
+        )
+        if metrics:
+            result["tasks"][str(task)] = metrics
+    result["only_in_a"] = sorted(map(str, tasks_a - tasks_b))
+    result["only_in_b"] = sorted(map(str, tasks_b - tasks_a))
+    return result
