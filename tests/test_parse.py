@@ -1,0 +1,253 @@
+"""Tests for greval.parse: a hand-checked corpus of real-looking outputs, regressions
+for the released GRE reward's bugs, property tests and adversarial inputs."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from greval.parse import ParsedAnswer, ParseStatus, has_think_answer_format, parse_answer
+
+CASES_FILE = Path(__file__).parent / "data" / "parse_cases.jsonl"
+CASES = [json.loads(line) for line in CASES_FILE.read_text(encoding="utf-8").splitlines() if line.strip()]
+TOL = 1e-6
+
+
+def _check(case: dict) -> None:
+    got = parse_answer(case["text"])
+    assert got.status.value == case["status"], f"{case['id']} ({case['note']}): {got}"
+    if case["status"] == "ok":
+        assert got.lat == pytest.approx(case["lat"], abs=TOL), case["id"]
+        assert got.lon == pytest.approx(case["lon"], abs=TOL), case["id"]
+    else:
+        assert got.lat is None and got.lon is None
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
+def test_corpus_case(case):
+    _check(case)
+
+
+def test_corpus_is_large_and_varied():
+    assert len(CASES) >= 300
+    assert len({c["id"] for c in CASES}) == len(CASES)
+    families = Counter(c["family"] for c in CASES)
+    for family in ("gpt-4o", "claude", "gemini", "qwen2.5-vl", "internvl", "llava", "gre"):
+        assert families[family] >= 10, family
+    statuses = Counter(c["status"] for c in CASES)
+    assert statuses["refusal"] >= 20 and statuses["no_answer"] >= 20 and statuses["out_of_range"] >= 5
+    for case in CASES:
+        if case["status"] == "ok":
+            assert -90 <= case["lat"] <= 90 and -180 <= case["lon"] <= 180, case["id"]
+        else:
+            assert case["lat"] is None and case["lon"] is None, case["id"]
+
+
+# --- the released GRE reward's bugs: lat/lon swapped, quoted keys missed, "first two numbers"
+
+
+def test_gre_paper_format_is_latitude_first():
+    got = parse_answer('"Latitude": "45.465 °", "Longitude": "9.191 °"')
+    assert (got.lat, got.lon, got.status) == (45.465, 9.191, ParseStatus.OK)
+
+
+def test_gre_paper_format_inside_tags():
+    text = '<think>Gothic cathedral, Milan.</think>\n<answer>"Latitude": "45.465 °", "Longitude": "9.191 °"</answer>'
+    got = parse_answer(text)
+    assert (got.lat, got.lon) == (45.465, 9.191)
+    assert got.source == "json"
+
+
+def test_gre_quoted_keys_with_southern_western_values():
+    got = parse_answer('<answer>"Latitude": "-22.951 °", "Longitude": "-43.210 °"</answer>')
+    assert (got.lat, got.lon) == (-22.951, -43.210)
+
+
+def test_not_the_first_two_numbers_in_the_text():
+    text = "Built in 1889, 330 m tall, 2 km from the river. Latitude: 48.8584, Longitude: 2.2945"
+    got = parse_answer(text)
+    assert (got.lat, got.lon) == (48.8584, 2.2945)
+
+
+def test_reasoning_numbers_are_not_read_when_an_answer_exists():
+    text = "<think>Maybe 10.5, 20.5 or 30.5, 40.5.</think><answer>Unknown</answer>"
+    assert parse_answer(text).status is ParseStatus.REFUSAL
+
+
+# --- format check for the trainer's reward
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("<think>clues</think><answer>45.465, 9.191</answer>", True),
+        ("  <think>clues</think>\n\n<answer>45.465, 9.191</answer>\n", True),
+        ("<think>clues</think>", False),
+        ("<answer>45.465, 9.191</answer>", False),
+        ("<answer>45.465, 9.191</answer><think>clues</think>", False),
+        ("<think>a</think><think>b</think><answer>1, 2</answer>", False),
+        ("<think>a</think><answer>1, 2</answer><answer>3, 4</answer>", False),
+        ("<think>a</think> text between <answer>1, 2</answer>", False),
+        ("<think>a</think><answer>  </answer>", False),
+        ("preamble <think>a</think><answer>1, 2</answer>", False),
+        ("<think>a<answer>1, 2</think></answer>", False),
+        ("", False),
+        (None, False),
+    ],
+)
+def test_has_think_answer_format(text, expected):
+    assert has_think_answer_format(text) is expected
+
+
+# --- contract details
+
+
+def test_status_is_a_plain_string_in_json():
+    got = parse_answer("48.85, 2.35")
+    assert json.dumps({"status": got.status.value}) == '{"status": "ok"}'
+    assert json.dumps(got.status) == '"ok"'  # str Enum serialises as its value
+    assert got.status == "ok"
+
+
+@pytest.mark.parametrize("value", [None, "", " ", b"48.85, 2.35", 12, 48.85, ["48.85, 2.35"]])
+def test_non_text_and_blank_inputs_are_empty(value):
+    got = parse_answer(value)
+    assert got == ParsedAnswer(None, None, ParseStatus.EMPTY)
+
+
+def test_out_of_range_values_are_never_returned():
+    for text in ("Latitude: 123, Longitude: 45", '{"latitude": 45, "longitude": 200}', "(95.5° N, 10° E)"):
+        got = parse_answer(text)
+        assert got.status is ParseStatus.OUT_OF_RANGE and got.lat is None and got.lon is None, text
+
+
+# --- properties
+
+
+def _assert_well_formed(got: ParsedAnswer) -> None:
+    assert isinstance(got.status, ParseStatus)
+    if got.status is ParseStatus.OK:
+        assert math.isfinite(got.lat) and math.isfinite(got.lon)
+        assert -90 <= got.lat <= 90 and -180 <= got.lon <= 180
+    else:
+        assert got.lat is None and got.lon is None
+
+
+_COORDISH = st.text(
+    alphabet=st.sampled_from(list("0123456789.,;-−+ °º'′\"″NSEWnsewlatitudeongLATLON:{}[]()<>/answer think\n*_`")),
+    max_size=200,
+)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(st.text(), _COORDISH, st.from_regex(r"[\d.,\- °'\"NSEW]{0,60}", fullmatch=True)))
+def test_never_raises_and_is_well_formed(text):
+    _assert_well_formed(parse_answer(text))
+
+
+# Text around an answer: no ASCII digits (they would glue onto the numbers) and no '<'
+# (a stray "<think>" legitimately hides what follows); tags are covered by the corpus.
+_NOISE = st.text(alphabet=st.characters(blacklist_characters="0123456789<", blacklist_categories=("Cs",)), max_size=80)
+_LAT = st.floats(min_value=-90, max_value=90, allow_nan=False)
+_LON = st.floats(min_value=-180, max_value=180, allow_nan=False)
+
+
+def _decimal_formats(lat: float, lon: float) -> list[str]:
+    a, b = f"{lat:.6f}", f"{lon:.6f}"
+    ns, ew = ("N" if lat >= 0 else "S"), ("E" if lon >= 0 else "W")
+    return [
+        f"{a}, {b}",
+        f"({a}, {b})",
+        f'{{"latitude": {a}, "longitude": {b}}}',
+        f'"Latitude": "{a} °", "Longitude": "{b} °"',
+        f"Longitude: {b}, Latitude: {a}",
+        f"**Latitude:** {abs(lat):.6f}° {ns}\n**Longitude:** {abs(lon):.6f}° {ew}",
+        f"{abs(lat):.6f}° {ns}, {abs(lon):.6f}° {ew}",
+    ]
+
+
+@settings(max_examples=300, deadline=None)
+@given(_LAT, _LON, _NOISE, _NOISE, st.integers(min_value=0, max_value=6))
+def test_decimal_pair_round_trips_inside_noise(lat, lon, before, after, which):
+    formatted = _decimal_formats(lat, lon)[which]
+    got = parse_answer(f"{before}\nAnswer: {formatted}\n{after}")
+    assert got.status is ParseStatus.OK, (formatted, got)
+    assert abs(got.lat - float(f"{lat:.6f}")) <= TOL and abs(got.lon - float(f"{lon:.6f}")) <= TOL, (formatted, got)
+
+
+def _to_dms(x: float) -> tuple[int, int, float]:
+    x = abs(x)
+    d = int(x)
+    m = int((x - d) * 60)
+    s = round((x - d - m / 60) * 3600, 1)
+    if s >= 60:
+        s = 59.9
+    return d, m, s
+
+
+@settings(max_examples=200, deadline=None)
+@given(_LAT, _LON, _NOISE, _NOISE)
+def test_dms_round_trips_inside_noise(lat, lon, before, after):
+    (ld, lm, ls), (od, om, os_) = _to_dms(lat), _to_dms(lon)
+    ns, ew = ("N" if lat >= 0 else "S"), ("E" if lon >= 0 else "W")
+    formatted = f"{ld}°{lm}'{ls}\"{ns} {od}°{om}'{os_}\"{ew}"
+    got = parse_answer(f"{before}\nAnswer: {formatted}\n{after}")
+    assert got.status is ParseStatus.OK, (formatted, got)
+    assert abs(got.lat - lat) <= 0.1 / 3600 + TOL and abs(got.lon - lon) <= 0.1 / 3600 + TOL, (formatted, got)
+
+
+@settings(max_examples=100, deadline=None)
+@given(_LAT, _LON, st.text(max_size=300))
+def test_reasoning_never_leaks_into_the_answer(lat, lon, reasoning):
+    reasoning = reasoning.replace("<", " ")
+    text = f'<think>{reasoning} 12.5, 45.25</think><answer>{{"Latitude": {lat:.5f}, "Longitude": {lon:.5f}}}</answer>'
+    got = parse_answer(text)
+    assert got.status is ParseStatus.OK
+    assert (got.lat, got.lon) == (float(f"{lat:.5f}"), float(f"{lon:.5f}"))
+
+
+# --- adversarial inputs: 1 MB each, linear time
+
+_ADVERSARIAL = {
+    "digits": "1" * 1_000_000,
+    "decimal_pairs": "1.5, " * 200_000,
+    "degree_signs": "1°" * 500_000,
+    "dms_fragments": "1°1'1\"" * 170_000,
+    "labels": "Latitude: " * 100_000,
+    "labels_and_numbers": "Latitude: 1 " * 83_000,
+    "think_tags": "<think>" * 140_000,
+    "answer_tags": "<answer>" * 120_000,
+    "alternating_blocks": "<think>a</think><answer>1</answer>" * 30_000,
+    "minus_signs": "-1" * 500_000,
+    "whitespace_then_number": " " * 1_000_000 + "1",
+    "dots": "1." * 500_000,
+    "commitments": "final answer 1.5, 2.5 " * 45_000,
+    "alternatives": "or 1.5, 2.5 " * 80_000,
+    "hemispheres": "N 1 " * 250_000,
+    "null_keys": '"lat": null, ' * 75_000,
+    "unicode": "纬度：北纬−" * 170_000,
+    "quotes": "'\"" * 500_000,
+}
+
+
+@pytest.mark.parametrize("name", sorted(_ADVERSARIAL))
+def test_adversarial_megabyte_parses_fast(name):
+    text = _ADVERSARIAL[name]
+    start = time.perf_counter()
+    got = parse_answer(text)
+    elapsed = time.perf_counter() - start
+    _assert_well_formed(got)
+    assert elapsed < 1.0, f"{name}: {elapsed:.2f} s"
+
+
+def test_huge_answer_keeps_the_answer_at_the_end():
+    text = "The scene is a long road. " * 40_000 + "Final answer: 40.4168, -3.7038"
+    got = parse_answer(text)
+    assert (got.lat, got.lon) == (40.4168, -3.7038)
