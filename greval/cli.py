@@ -339,7 +339,7 @@ def _num(x) -> str:
 def tasks_cmd(include_path, data) -> None:
     """List tasks with their scene filter and sample counts."""
     from greval.data import load_samples
-    from greval.tasks import available_tasks, load_task_file
+    from greval.task import available_tasks, load_task_file
 
     datasets: dict[str, list | str] = {}  # each dataset loaded once; a string says why not
     for name, path in available_tasks(list(include_path)).items():
@@ -381,7 +381,7 @@ def data() -> None:
 )
 def validate(data_path, task, max_pixels) -> None:
     """Check a dataset: every problem with its sample id; exit code 1 when any."""
-    from greval.tasks import resolve_tasks
+    from greval.task import resolve_tasks
     from greval.validate import validate as check
 
     spec = resolve_tasks([task])[0]

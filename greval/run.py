@@ -30,11 +30,12 @@ from greval.records import (
     TRUNCATED,
     Prediction,
     PredictionWriter,
+    iter_raw,
     read_json,
     read_predictions,
     write_json_atomic,
 )
-from greval.tasks import TaskSpec, resolve_tasks
+from greval.task import TaskSpec, resolve_tasks
 from greval.types import GenerationConfig, Request, Response, Sample
 
 
@@ -282,6 +283,9 @@ def score_run_dir(
     records = read_predictions(run_dir)
     if keys is not None:
         records = [r for r in records if (r["task"], r["sample_id"]) in keys]
+    # Answers land in completion order; sorting makes the seeded bootstrap independent of
+    # it, so a resumed, concurrent or merged run gives the same intervals as a serial one.
+    records.sort(key=lambda r: (r["task"], r["sample_id"]))
     metrics = score_records(records, granularities, earth=earth, seed=seed)
     metrics.update(
         {
@@ -371,8 +375,12 @@ async def _run(opts: RunOptions) -> RunResult:
                     counts["errors" if response.error else "answered"] += 1
                     counts["cached"] += bool(response.cached)
                     cost += response.cost_usd or 0.0
-                    for task, sample in job.targets:
-                        writer.write(_record(task, sample, job.request, response, opts.earth, data_dir))
+                    for i, (task, sample) in enumerate(job.targets):
+                        record = _record(task, sample, job.request, response, opts.earth, data_dir)
+                        if i > 0:  # one answer serves several tasks: its cost is counted once
+                            record.cost_usd = 0.0 if record.cost_usd is not None else None
+                            record.meta = {**record.meta, "shared_answer_of_task": job.targets[0][0]}
+                        writer.write(record)
 
             unit = "request" if adapter.kind == "api" else "sample"
             with tqdm(
@@ -390,7 +398,10 @@ async def _run(opts: RunOptions) -> RunResult:
                 "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "duration_s": round(time.time() - started, 3),
                 "requests": {"planned": len(planned), "already_done": len(planned & done), "sent": len(jobs), **counts},
-                "cost_usd": round(cost, 6),
+                # Every line on disk is a response that was paid for (cache hits cost 0),
+                # so the folder's total survives crashes and resumes.
+                "cost_usd": round(sum(r.get("cost_usd") or 0.0 for r in iter_raw(run_dir)), 6),
+                "cost_usd_this_invocation": round(cost, 6),
             }
         )
         if hasattr(adapter, "run_summary"):

@@ -1,0 +1,3 @@
+from greval.cli import main
+
+main()
