@@ -1,7 +1,7 @@
 """Anthropic Messages API (Claude), and any server that speaks it (`--base-url`, the host
 root without `/v1`, as the SDK expects).
 
-    greval run --adapter anthropic --model claude-sonnet-4-5 ...   # ANTHROPIC_API_KEY
+    greval run --adapter anthropic --model claude-sonnet-4-6 ...   # ANTHROPIC_API_KEY
 
 Images go as base64 blocks before the prompt text (Anthropic's advice). They are capped
 at 1568 px on the long side and 1.15 megapixels by default: Claude scales larger images
@@ -39,7 +39,7 @@ class AnthropicAdapter(ApiAdapter):
     max_image_bytes: ClassVar[int] = 5 * 1024 * 1024  # the API's per-image limit
 
     def _example_model(self) -> str:
-        return "claude-sonnet-4-5"
+        return "claude-sonnet-4-6"
 
     def _make_client(self) -> anthropic.AsyncAnthropic:
         return anthropic.AsyncAnthropic(

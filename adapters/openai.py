@@ -26,8 +26,8 @@ from greval.adapter import AdapterError, register
 from greval.api import DEFAULT_REQUEST_TIMEOUT_S, ApiAdapter, Completion, PreparedImage, http_pool
 from greval.types import Request, Usage
 
-# o1/o3/o4-…, gpt-5-… (not the gpt-5-chat models): no temperature / top_p.
-_REASONING_MODEL = re.compile(r"^(?:[\w.-]+/)?(?:o\d|gpt-5(?!-chat))")
+# o1/o3/o4-…, gpt-5 and later (not the "-chat" models): no temperature / top_p.
+_REASONING_MODEL = re.compile(r"^(?:[\w.-]+/)?(?:o\d|gpt-(?:[5-9]|\d\d)(?!.*-chat))")
 
 
 @register("openai")

@@ -1,8 +1,11 @@
 """What an API request costs: USD per 1M input / output tokens, per model.
 
-PRICES_AS_OF: list prices (standard tier, text+image input, no batch or prompt-cache
-discounts) as of 2025-11. Providers change them: check their pricing pages, and override
-or extend this table with `--prices FILE` (JSON or YAML):
+PRICES_AS_OF: list prices (standard tier, short context, text+image input, no batch or
+prompt-cache discounts) as of 2026-06 for the newest models (OpenAI's pricing page as
+quoted in June 2026; Anthropic's model pages), and the last list price we know for older
+ones. Providers change them and add models often (a model newer than this table has no
+price): check their pricing pages, and override or extend this table with
+`--prices FILE` (JSON or YAML):
 
     {"gpt-4o": {"input": 2.5, "output": 10.0}, "my-vllm-model": {"input": 0, "output": 0}}
 
@@ -24,7 +27,7 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-PRICES_AS_OF = "2025-11"
+PRICES_AS_OF = "2026-06"
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,14 @@ class Price:
 
 # (input, output) USD per 1M tokens.
 _BUILTIN: dict[str, tuple[float, float]] = {
-    # OpenAI
+    # OpenAI, current line-up (2026-06)
+    "gpt-5.5": (5.00, 30.00),
+    "gpt-5.5-pro": (30.00, 180.00),
+    "gpt-5.4": (2.50, 15.00),
+    "gpt-5.4-mini": (0.75, 4.50),
+    "gpt-5.4-nano": (0.20, 1.25),
+    "gpt-5.4-pro": (30.00, 180.00),
+    # OpenAI, earlier models (last list price known to us, 2025-11)
     "gpt-4o": (2.50, 10.00),
     "gpt-4o-mini": (0.15, 0.60),
     "chatgpt-4o-latest": (5.00, 15.00),
@@ -59,7 +69,16 @@ _BUILTIN: dict[str, tuple[float, float]] = {
     "o3-mini": (1.10, 4.40),
     "o3-pro": (20.00, 80.00),
     "o4-mini": (1.10, 4.40),
-    # Anthropic
+    # Anthropic, from platform.claude.com model pages (2026-06/07)
+    "claude-fable-5-1": (10.00, 50.00),
+    "claude-opus-5-5": (4.00, 20.00),
+    "claude-opus-5": (5.00, 25.00),
+    "claude-sonnet-5-5": (2.00, 10.00),
+    "claude-sonnet-5": (3.00, 15.00),  # standard rate from 2026-09 (an introductory $2/$10 before)
+    "claude-opus-4-7": (5.00, 25.00),
+    "claude-opus-4-6": (5.00, 25.00),
+    "claude-sonnet-4-6": (3.00, 15.00),
+    # Anthropic, earlier models (2025-11)
     "claude-opus-4-5": (5.00, 25.00),
     "claude-opus-4-1": (15.00, 75.00),
     "claude-opus-4": (15.00, 75.00),

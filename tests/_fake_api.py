@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import base64
 import hashlib
+import io
 import json
 import threading
 import time
@@ -28,6 +29,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from PIL import Image
 
 FAULTS = ("429", "500", "503", "hang", "reset", "malformed", "empty", "truncated", "400", "401")
 
@@ -73,6 +76,8 @@ class FakeAPI:
         self.keep_bodies = keep_bodies
         self.log: list[LoggedRequest] = []
         self.count = 0
+        self.in_flight = 0
+        self.peak_in_flight = 0
         self._lock = threading.Lock()
         self._scripted: dict[str, deque[str]] = defaultdict(deque)
         self._next: deque[str] = deque()
@@ -81,7 +86,8 @@ class FakeAPI:
 
     # -- scripting ------------------------------------------------------------------
     def script(self, key: str, *faults: str) -> None:
-        """Fail the next requests whose prompt contains `key`, one fault per request."""
+        """Fail the next requests whose prompt contains `key` (or whose image's sha256
+        starts with it), one fault per request."""
         for fault in faults:
             assert fault in FAULTS, fault
         with self._lock:
@@ -91,10 +97,10 @@ class FakeAPI:
         with self._lock:
             self._next.extend(faults)
 
-    def _take_fault(self, prompt: str) -> str | None:
+    def _take_fault(self, prompt: str, images: list[dict[str, Any]]) -> str | None:
         with self._lock:
             for key, queue in self._scripted.items():
-                if queue and key in prompt:
+                if queue and (key in prompt or any(i["sha256"].startswith(key) for i in images)):
                     return queue.popleft()
             if self._next:
                 return self._next.popleft()
@@ -157,8 +163,18 @@ def _decode_images(parts: list[dict[str, Any]], protocol: str) -> list[dict[str,
         else:
             continue
         data = base64.b64decode(b64, validate=True)
+        with Image.open(io.BytesIO(data)) as img:
+            size, fmt, has_gps = list(img.size), img.format, 0x8825 in img.getexif()
         images.append(
-            {"sha256": hashlib.sha256(data).hexdigest(), "media_type": media_type, "bytes": len(data), "detail": detail}
+            {
+                "sha256": hashlib.sha256(data).hexdigest(),
+                "media_type": media_type,
+                "format": fmt,
+                "bytes": len(data),
+                "size": size,
+                "exif_gps": has_gps,
+                "detail": detail,
+            }
         )
     return images
 
@@ -201,7 +217,7 @@ class _Handler(BaseHTTPRequestHandler):
                 if isinstance(body["system"], str)
                 else " ".join(b.get("text", "") for b in body["system"])
             )
-        fault = api._take_fault(prompt)
+        fault = api._take_fault(prompt, images)
         entry = LoggedRequest(
             protocol=protocol,
             model=body.get("model"),
@@ -216,12 +232,17 @@ class _Handler(BaseHTTPRequestHandler):
         with api._lock:
             api.log.append(entry)
             api.count += 1
-        if api.latency:
-            time.sleep(api.latency)
+            api.in_flight += 1
+            api.peak_in_flight = max(api.peak_in_flight, api.in_flight)
         try:
+            if api.latency:
+                time.sleep(api.latency)
             self._answer(protocol, body, entry, fault)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (a timeout): nothing to answer
+        finally:
+            with api._lock:
+                api.in_flight -= 1
 
     def _answer(self, protocol: str, body: dict[str, Any], entry: LoggedRequest, fault: str | None) -> None:
         api = self.api
@@ -251,7 +272,7 @@ class _Handler(BaseHTTPRequestHandler):
             text = ""
         elif fault == "truncated":
             text, finish = text[: max(1, len(text) // 3)], "length"
-        in_tokens = len(entry.prompt) // 4 + 1 + 765 * len(entry.images)
+        in_tokens = len(entry.prompt) // 4 + 1 + 255 * len(entry.images)  # a small image's GPT-4o tile price
         out_tokens = len(text) // 4 + 1 + api.reasoning_tokens
         if protocol == "openai":
             reply = {
@@ -308,3 +329,21 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def make_requests(folder, n: int, *, size: tuple[int, int] = (320, 240), prefix: str = "s") -> list:
+    """n Requests over distinct small JPEGs written to `folder`; prompt i names sample "s00i"."""
+    from pathlib import Path
+
+    from greval.types import Request, Sample
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    requests = []
+    for i in range(n):
+        sample_id = f"{prefix}{i:03d}"
+        path = folder / f"{sample_id}.jpg"
+        Image.new("RGB", size, ((37 * i) % 256, (91 * i) % 256, 120)).save(path, quality=90)
+        sample = Sample(sample_id=sample_id, gt_lat=48.85, gt_lon=2.35, image_path=path)
+        requests.append(Request(sample=sample, task="all", prompt=f"Where was this photo taken? [{sample_id}]"))
+    return requests
