@@ -95,7 +95,7 @@ class HFAdapter(Adapter):
 
     def _load(self, dtype, device, device_map, attn_implementation, min_pixels, max_pixels) -> None:
         import torch
-        from transformers import AutoModelForImageTextToText, AutoProcessor
+        from transformers import AutoModelForImageTextToText, AutoProcessor, GenerationConfig
 
         torch.manual_seed(self.seed)
         self.device = pick_device(device)
@@ -138,6 +138,16 @@ class HFAdapter(Adapter):
         if tokenizer.eos_token_id is not None:
             self.eos_ids.add(int(tokenizer.eos_token_id))
         self.pad_id = gen.pad_token_id if gen.pad_token_id is not None else tokenizer.pad_token_id
+        # transformers fills every setting a call leaves unset from the checkpoint's
+        # generation_config.json (Qwen's ships repetition_penalty 1.05, top_k 1, ...).
+        # Keep only its token ids, so greedy is plain greedy, as on vLLM; what was
+        # dropped is recorded in run.json.
+        self.checkpoint_generation_defaults = {
+            k: v for k, v in gen.to_diff_dict().items() if not k.endswith("token_id") and k != "transformers_version"
+        }
+        self.model.generation_config = GenerationConfig(
+            bos_token_id=gen.bos_token_id, eos_token_id=sorted(self.eos_ids), pad_token_id=self.pad_id
+        )
 
     def _set_pixel_limits(self, min_pixels: int | None, max_pixels: int | None) -> None:
         """Qwen-style processors budget pixels themselves (and snap to their patch
@@ -269,7 +279,8 @@ class HFAdapter(Adapter):
             else ("greval" if self.max_pixels or self.min_pixels else "processor default"),
             "batch_size": self.batch_size,
             "max_new_tokens": self.max_new_tokens,
-            "decoding": "greedy unless the task sets temperature > 0; checkpoint sampling defaults ignored",
+            "decoding": "greedy unless the task sets temperature > 0",
+            "checkpoint_generation_defaults_ignored": self.checkpoint_generation_defaults,
             "seed": self.seed,
             "trust_remote_code": self.trust_remote_code,
             "versions": library_versions("torch", "transformers", "accelerate"),

@@ -306,3 +306,23 @@ def test_cli_run_writes_one_prediction_per_sample_and_resumes(adapter, tiny, ben
     after = _lines(out)
     assert len(after) == n
     assert [(r["sample_id"], r["output"]) for r in after[-2:]] == [(r["sample_id"], r["output"]) for r in lost]
+
+
+def test_checkpoint_decoding_defaults_do_not_change_greedy(tiny, bench, tmp_path):
+    """A generation_config.json with a repetition penalty (as Qwen's has) must not turn
+    greedy into something else: outputs equal those of the plain checkpoint."""
+    import shutil
+
+    from transformers import GenerationConfig
+
+    tweaked = tmp_path / "tweaked"
+    shutil.copytree(tiny, tweaked)
+    config = GenerationConfig.from_pretrained(tweaked)
+    config.repetition_penalty = 5.0
+    config.no_repeat_ngram_size = 1
+    config.save_pretrained(tweaked)
+    requests = _requests(_samples(bench)[:3], max_tokens=24)
+    plain = get_adapter_class("hf")(str(tiny), device="cpu").generate(requests)
+    adapter = get_adapter_class("hf")(str(tweaked), device="cpu")
+    assert [r.text for r in adapter.generate(requests)] == [r.text for r in plain]
+    assert adapter.info()["checkpoint_generation_defaults_ignored"]["repetition_penalty"] == 5.0
