@@ -219,6 +219,7 @@ def assign_scenes(samples: list[Sample], manifest: str | Path | None = None) -> 
                 )
 
     unlabelled: list[Sample] = []
+    known_labels: dict[str, str | None] = {}
     for sample in samples:
         if sample.sample_id in overrides:
             sample.scene, sample.scene_source = overrides[sample.sample_id], "manifest"
@@ -227,7 +228,10 @@ def assign_scenes(samples: list[Sample], manifest: str | Path | None = None) -> 
         if label is None and sample.scene_source == "data":
             label = sample.scene
         if label is not None and not (isinstance(label, float) and label != label):  # NaN = no label
-            scene = normalize_scene(label)
+            # Labels repeat (a dataset has a handful of categories): normalise each once.
+            if isinstance(label, str) and label not in known_labels:
+                known_labels[label] = normalize_scene(label)
+            scene = known_labels.get(label) if isinstance(label, str) else None
             if scene is not None:
                 sample.scene, sample.scene_source = scene, "data"
                 continue
