@@ -397,28 +397,39 @@ def latex_escape(text: str) -> str:
 MAP_W, MAP_H = 720, 360  # plate carrée: x = (lon + 180) * 2, y = (90 - lat) * 2
 
 
-def world_map_paths() -> dict[str, str]:
-    """SVG path data for country outlines (or just a graticule) in a 720×360 box."""
-    graticule = []
-    for lon in range(-180, 181, 30):
-        x = (lon + 180) * 2
-        graticule.append(f"M{x} 0V{MAP_H}")
-    for lat in range(-90, 91, 30):
-        y = (90 - lat) * 2
-        graticule.append(f"M0 {y}H{MAP_W}")
+def world_map_svg() -> str:
+    """A standalone SVG world map, 720×360 plate carrée: country outlines and a graticule.
+
+    Without outlines (greval.geo unavailable) the graticule alone still locates points.
+    """
+    graticule = [f"M{(lon + 180) * 2} 0V{MAP_H}" for lon in range(-180, 181, 30)]
+    graticule += [f"M0 {(90 - lat) * 2}H{MAP_W}" for lat in range(-90, 91, 30)]
     land = ""
     try:
         from greval.geo import world_outlines
 
         parts = []
         for ring in world_outlines(0.25):
-            xy = np.column_stack(((ring[:, 0] + 180.0) * 2.0, (90.0 - ring[:, 1]) * 2.0))
-            pts = " ".join(f"{x:.1f} {y:.1f}" for x, y in xy)
-            parts.append(f"M{pts}Z")
+            xs, ys = (ring[:, 0] + 180.0) * 2.0, (90.0 - ring[:, 1]) * 2.0
+            parts.append("M" + " ".join(f"{x:.1f} {y:.1f}" for x, y in zip(xs, ys, strict=True)) + "Z")
         land = "".join(parts)
-    except Exception as exc:  # the map is decoration: without outlines, the graticule still locates points
+    except Exception as exc:  # the map is decoration: never fail a build over it
         log.warning("world outlines unavailable (%s); the sample map shows a graticule only", exc)
-    return {"graticule": "".join(graticule), "land": land}
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {MAP_W} {MAP_H}" data-greval="{greval.__version__}">'
+        f'<rect width="{MAP_W}" height="{MAP_H}" fill="#eef4fa"/>'
+        f'<path d="{"".join(graticule)}" fill="none" stroke="#d3deea" stroke-width="0.6"/>'
+        f'<path d="{land}" fill="#d9dee4" stroke="#aab4bf" stroke-width="0.4" fill-rule="evenodd"/>'
+        "</svg>\n"
+    )
+
+
+def _write_world_map(assets: Path) -> None:
+    """assets/world.svg, reused across rebuilds by the same greval version (parsing outlines takes ~1 s)."""
+    path = assets / "world.svg"
+    if path.is_file() and f'data-greval="{greval.__version__}"' in path.read_text(encoding="utf-8")[:300]:
+        return
+    path.write_text(world_map_svg(), encoding="utf-8")
 
 
 # ---------------------------------------------------------------------------------------
@@ -460,35 +471,42 @@ def _plan_thumbnails(runs: list[RunData], site: Path) -> tuple[dict[tuple[str, s
     thumbs_dir = site / "thumbs"
     thumbs_dir.mkdir(parents=True, exist_ok=True)
     names: dict[tuple[str, str], str] = {}
-    jobs: dict[Path, Path] = {}
+    jobs: dict[str, tuple[Path, Path]] = {}
+    seen: dict[tuple[str, str], str | None] = {}  # (data root, image) → thumbnail name; runs share images
     missing = 0
     for run in runs:
         if run.data_root is None:
             continue
+        root = str(run.data_root)
         for rec in run.records:
             image = rec.get("image")
             if not image or (run.slug, image) in names:
                 continue
-            rel = _safe_relative(image)
-            if rel is None:
-                log.warning(
-                    "%s: sample %s: image path %r leaves the data folder; not shown",
-                    run.run_dir,
-                    rec.get("sample_id"),
-                    image,
-                )
-                continue
-            src = Path(run.data_root, *rel.parts)
-            if src not in jobs:
+            key = (root, image)
+            if key not in seen:
+                seen[key] = None
+                rel = _safe_relative(image)
+                if rel is None:
+                    log.warning(
+                        "%s: sample %s: image path %r leaves the data folder; not shown",
+                        run.run_dir,
+                        rec.get("sample_id"),
+                        image,
+                    )
+                    continue
+                src = Path(root, *rel.parts)
                 if not src.is_file():
                     missing += 1
                     continue
                 digest = hashlib.sha1(str(src.absolute()).encode("utf-8")).hexdigest()[:20]
-                jobs[src] = thumbs_dir / f"{digest}.jpg"
-            names[(run.slug, image)] = f"thumbs/{jobs[src].name}"
+                name = f"thumbs/{digest}.jpg"
+                jobs.setdefault(name, (src, site / name))
+                seen[key] = name
+            if seen[key] is not None:
+                names[(run.slug, image)] = seen[key]
     if missing:
         log.warning("%d sample images not found; their samples are shown without a thumbnail", missing)
-    return names, list(jobs.items())
+    return names, list(jobs.values())
 
 
 # ---------------------------------------------------------------------------------------
@@ -664,8 +682,11 @@ def build_site(
 
     thumbs, jobs = _plan_thumbnails(runs, out)
     with ThreadPoolExecutor(max_workers=min(16, (os.cpu_count() or 2) * 2)) as pool:
-        made = dict(zip((dest for _, dest in jobs), pool.map(_make_thumbnail, jobs), strict=True))
-    thumbs = {k: v for k, v in thumbs.items() if made.get(out / v, True)}
+        failed = {
+            f"thumbs/{dest.name}" for (_, dest), ok in zip(jobs, pool.map(_make_thumbnail, jobs), strict=True) if not ok
+        }
+    if failed:
+        thumbs = {k: v for k, v in thumbs.items() if v not in failed}
 
     tasks = _ordered_tasks(runs)
     tables = [task_table(runs, task) for task in tasks]
@@ -713,7 +734,7 @@ def build_site(
         encoding="utf-8",
     )
 
-    world = world_map_paths()
+    _write_world_map(assets)
     run_template = env.get_template("run.html")
     for run in runs:
         page_dir = out / "runs" / run.slug
@@ -748,7 +769,6 @@ def build_site(
                 tasks=sorted({s["task"] for s in samples}),
                 scenes=sorted({s["scene"] for s in samples if s["scene"]}),
                 statuses=sorted({s["status"] for s in samples if s["status"]}),
-                world=world,
                 map_w=MAP_W,
                 map_h=MAP_H,
                 **common,
