@@ -64,6 +64,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import shapely
 
 _NE_ZIP = "ne_10m_admin_0_countries_deu.zip"
@@ -502,7 +503,10 @@ def continent_of(codes) -> np.ndarray:
     """Continent name per ISO alpha-2 code (object array; None for None / unknown codes)."""
     table = _continent_table()
     codes = np.atleast_1d(np.asarray(codes, dtype=object))
-    return np.array([table.get(c) if isinstance(c, str) else None for c in codes], dtype=object)
+    # Map the few distinct codes, not every element: 1 M codes hold ~250 distinct ones.
+    index, uniques = pd.factorize(codes.ravel(), use_na_sentinel=True)
+    names = np.array([table.get(c) if isinstance(c, str) else None for c in uniques] + [None], dtype=object)
+    return names[index].reshape(codes.shape)
 
 
 def country_table() -> dict[str, str]:
