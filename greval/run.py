@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import platform
 import re
 import sys
@@ -166,13 +167,22 @@ def _plan(
     return list(jobs.values()), prompt_hashes
 
 
-def _record(
-    task: str, sample: Sample, request: Request, response: Response, earth: str, data_dir: Path | None
-) -> Prediction:
-    from greval.parse import parse_answer
-    from greval.score import distance_km
+def _image_ref(sample: Sample, prefixes: tuple[str, ...]) -> str | None:
+    """The image path relative to the data folder when inside it (viewers join it back)."""
+    if sample.image_path is None:
+        return None
+    image = str(sample.image_path)
+    for prefix in prefixes:
+        if image.startswith(prefix):
+            return image[len(prefix) :]
+    return image
 
-    lat = lon = dist = None
+
+def _record(task: str, sample: Sample, request: Request, response: Response, prefixes: tuple[str, ...]) -> Prediction:
+    """The record of one answer; `distance_km` is filled in per batch by `_add_distances`."""
+    from greval.parse import parse_answer
+
+    lat = lon = None
     if response.error is not None:
         status = ERROR
     elif response.truncated:
@@ -182,15 +192,6 @@ def _record(
         status = getattr(parsed.status, "value", parsed.status)
         if parsed.lat is not None:
             lat, lon = parsed.lat, parsed.lon
-            dist = float(distance_km(sample.gt_lat, sample.gt_lon, lat, lon, earth=earth))
-    image = None
-    if sample.image_path is not None:
-        image = str(sample.image_path)
-        if data_dir is not None:
-            try:
-                image = str(Path(sample.image_path).resolve().relative_to(data_dir.resolve()))
-            except ValueError:
-                pass
     usage = {k: v for k, v in vars(response.usage).items() if v}
     return Prediction(
         sample_id=sample.sample_id,
@@ -199,13 +200,13 @@ def _record(
         lat=lat,
         lon=lon,
         status=status,
-        distance_km=dist,
+        distance_km=None,
         error=response.error,
         gt_lat=sample.gt_lat,
         gt_lon=sample.gt_lon,
         scene=sample.scene,
         scene_source=sample.scene_source,
-        image=image,
+        image=_image_ref(sample, prefixes),
         prompt_hash=request.prompt_hash,
         finish_reason=response.finish_reason,
         usage=usage,
@@ -215,6 +216,24 @@ def _record(
         cached=response.cached,
         meta=response.meta,
     )
+
+
+def _add_distances(records: list[Prediction], earth: str) -> None:
+    """One vectorised distance call per batch instead of one per record."""
+    from greval.score import distance_km
+
+    parsed = [r for r in records if r.lat is not None]
+    if not parsed:
+        return
+    d = distance_km(
+        [r.gt_lat for r in parsed],
+        [r.gt_lon for r in parsed],
+        [r.lat for r in parsed],
+        [r.lon for r in parsed],
+        earth=earth,
+    )
+    for record, km in zip(parsed, d.tolist(), strict=True):
+        record.distance_km = km
 
 
 async def _dispatch(adapter: Adapter, jobs: list[_Job], on_done, progress) -> None:
@@ -320,6 +339,7 @@ async def _run(opts: RunOptions) -> RunResult:
         jobs, prompt_hashes = _plan(specs, per_task, adapter, opts, done)
         planned = {(spec.name, s.sample_id) for spec in specs for s in per_task[spec.name]}
         data_dir = Path(opts.data) if opts.data and Path(opts.data).is_dir() else None
+        prefixes = tuple(dict.fromkeys(f"{d}{os.sep}" for d in (data_dir, data_dir.resolve()))) if data_dir else ()
         run_dir.mkdir(parents=True, exist_ok=True)
         if problems:
             lines = [str(p) for p in problems]
@@ -371,16 +391,19 @@ async def _run(opts: RunOptions) -> RunResult:
 
             def on_done(batch: list[_Job], responses: list[Response]) -> None:
                 nonlocal cost
+                records = []
                 for job, response in zip(batch, responses, strict=True):
                     counts["errors" if response.error else "answered"] += 1
                     counts["cached"] += bool(response.cached)
                     cost += response.cost_usd or 0.0
                     for i, (task, sample) in enumerate(job.targets):
-                        record = _record(task, sample, job.request, response, opts.earth, data_dir)
+                        record = _record(task, sample, job.request, response, prefixes)
                         if i > 0:  # one answer serves several tasks: its cost is counted once
                             record.cost_usd = 0.0 if record.cost_usd is not None else None
                             record.meta = {**record.meta, "shared_answer_of_task": job.targets[0][0]}
-                        writer.write(record)
+                        records.append(record)
+                _add_distances(records, opts.earth)
+                writer.write_many(records)
 
             unit = "request" if adapter.kind == "api" else "sample"
             with tqdm(

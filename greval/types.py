@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +76,7 @@ class Request:
     system: str | None = None
     generation: GenerationConfig = field(default_factory=GenerationConfig)
 
-    @property
+    @cached_property
     def prompt_hash(self) -> str:
         text = f"{self.system or ''}\x00{self.prompt}"
         return hashlib.sha256(text.encode()).hexdigest()[:16]
