@@ -76,7 +76,9 @@ def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
         "geoscore": float(np.mean(np.where(np.isfinite(d), 5000 * np.exp(-d / 1492.7), 0.0))) if n else None,
         "country_acc": float(np.mean(d <= 500)) if n else None,
         "continent_acc": float(np.mean(d <= 2000)) if n else None,
-        "parse_failure_rate": sum(r["status"] == "parse_failure" for r in scored) / n if n else None,
+        "parse_failure_rate": sum(r["status"] in ("no_answer", "empty", "out_of_range") for r in scored) / n
+        if n
+        else None,
         "refusal_rate": sum(r["status"] == "refusal" for r in scored) / n if n else None,
         "truncated_rate": 0.0,
         "ci": {},
@@ -127,7 +129,7 @@ def make_run(
             fate = rng.random(n)
             recs = []
             for i in range(n):
-                status = "ok" if fate[i] > 0.08 else ("parse_failure" if fate[i] > 0.03 else "refusal")
+                status = "ok" if fate[i] > 0.08 else ("no_answer" if fate[i] > 0.03 else "refusal")
                 if i == n - 1 and n > 5:
                     status = "error"
                 text = (

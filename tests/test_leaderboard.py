@@ -271,3 +271,18 @@ def test_templates_ship_with_the_package():
         assert (templates / name).is_file()
     js = (templates / "greval.js").read_text(encoding="utf-8")
     assert "innerHTML" not in js and "eval(" not in js and "fetch(" not in js
+
+
+def test_significance_agrees_with_greval_compare(runs):
+    """The matrix uses its own vectorised McNemar (compare_records costs ~0.1 s a pair,
+    too slow for 190 pairs); both must give the same paired accuracies and p-values."""
+    pytest.importorskip("scipy", reason="greval.compare's McNemar uses scipy")
+    compare = pytest.importorskip("greval.compare")
+    strong, weak = load_run(runs["strong"], "s"), load_run(runs["weak"], "w")
+    ours = significance([strong, weak], "greval-urban")
+    theirs = compare.compare_records(strong.records, weak.records, n_boot=10)["tasks"]["greval-urban"]
+    for key in ("acc@25km", "acc@200km", "acc@750km", "acc@2500km"):
+        (_, _, n, acc_a, acc_b, p) = ours[key][0]
+        assert n == theirs[key]["n"]
+        assert acc_a == pytest.approx(theirs[key]["a"], abs=1e-5) and acc_b == pytest.approx(theirs[key]["b"], abs=1e-5)
+        assert p == pytest.approx(theirs[key]["p_value"], rel=1e-3)
