@@ -286,3 +286,38 @@ def test_significance_agrees_with_greval_compare(runs):
         assert n == theirs[key]["n"]
         assert acc_a == pytest.approx(theirs[key]["a"], abs=1e-5) and acc_b == pytest.approx(theirs[key]["b"], abs=1e-5)
         assert p == pytest.approx(theirs[key]["p_value"], rel=1e-3)
+
+
+def test_site_from_real_greval_runs(tmp_path):
+    """Runs written by `greval run` (replay adapter) build a site, with their thumbnails."""
+    from click.testing import CliRunner
+
+    from greval.cli import main
+    from greval.testing import make_fixture_bench
+
+    bench = make_fixture_bench(tmp_path / "bench", n=9)
+    (annotations,) = bench.glob("*.json")
+    rows = json.loads(annotations.read_text())
+    run_dirs = []
+    for name, answer in (
+        ("near", '{{"lat": {lat}, "lon": {lon}}}'),
+        ("evil", "<script>window.__pwned=1</script> 10, 20"),
+    ):
+        replay = tmp_path / f"{name}.jsonl"
+        lines = [
+            {"sample_id": r["sample_id"], "output": answer.format(lat=r["gt_lat"] + 0.05, lon=r["gt_lon"])}
+            for r in rows
+        ]
+        replay.write_text("".join(json.dumps(line) + "\n" for line in lines))
+        args = ["run", "--quiet", "--adapter", "replay", "--predictions", replay, "--model", f"{name}<i>!</i>"]
+        args += ["--data", bench, "--tasks", "all,urban", "--output", tmp_path / name]
+        result = CliRunner().invoke(main, list(map(str, args)))
+        assert result.exit_code == 0, result.output
+        run_dirs.append(tmp_path / name)
+    index = build_site(run_dirs, tmp_path / "site")
+    html = index.read_text(encoding="utf-8")
+    assert "near&lt;i&gt;!&lt;/i&gt;" in html and "<i>!" not in html
+    assert len(list((tmp_path / "site" / "thumbs").glob("*.jpg"))) == 9  # found through run.json's data_dir
+    export = json.loads((tmp_path / "site" / "leaderboard.json").read_text())
+    assert [r["model"] for r in export["tasks"]["all"]] == ["near<i>!</i>", "evil<i>!</i>"]
+    assert export["tasks"]["all"][0]["metrics"]["acc@25km"] == 1.0
