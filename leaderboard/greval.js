@@ -90,6 +90,17 @@
       $("filter-empty").hidden = shown !== 0;
     }
 
+    function onFilter() { applyFilter(); renderScenes(); renderSignificance(); }
+
+    // Indices (into analysis[task].runs) of the runs the filter leaves visible.
+    function visibleRuns(data) {
+      var shown = {};
+      each(document.querySelectorAll("section.panel:not([hidden]) tbody tr:not([hidden])"), function (tr) {
+        shown[tr.getAttribute("data-slug")] = true;
+      });
+      return data.runs.map(function (_, i) { return i; }).filter(function (i) { return shown[data.runs[i].slug]; });
+    }
+
     function activate(tab) {
       each(tabs, function (t) {
         var on = t === tab;
@@ -114,8 +125,8 @@
         activate(next);
       });
     });
-    $("filter-text").addEventListener("input", applyFilter);
-    $("filter-kind").addEventListener("change", applyFilter);
+    $("filter-text").addEventListener("input", onFilter);
+    $("filter-kind").addEventListener("change", onFilter);
     $("scene-granularity").addEventListener("change", renderScenes);
     $("sig-granularity").addEventListener("change", renderSignificance);
 
@@ -129,16 +140,17 @@
       var key = $("scene-granularity").value, acc = data.scenes.acc[key], scenes = data.scenes.scenes;
       var table = el("table", null, "board scenes sortable"), head = table.createTHead().insertRow(), body = table.createTBody();
       var th = el("th"); th.appendChild(el("button", "Model")); th.setAttribute("data-dir", "asc"); head.appendChild(th);
-      var best = scenes.map(function (_, s) {
-        var vals = acc.map(function (row) { return row[s]; }).filter(function (v) { return v !== null; });
-        return vals.length > 1 ? Math.max.apply(null, vals) : null;
-      });
       scenes.forEach(function (scene) {
         var h = el("th", null, "num"); h.setAttribute("data-dir", "desc");
         var b = el("button", scene.name); b.appendChild(el("span", "n = " + scene.n, "sub")); h.appendChild(b); head.appendChild(h);
       });
-      data.runs.forEach(function (run, r) {
-        var tr = body.insertRow(), name = el("td", runLabel(run), "txt");
+      var rowsShown = visibleRuns(data);
+      var best = scenes.map(function (_, s) {
+        var vals = rowsShown.map(function (r) { return acc[r][s]; }).filter(function (v) { return v !== null; });
+        return vals.length > 1 && Math.max.apply(null, vals) !== Math.min.apply(null, vals) ? Math.max.apply(null, vals) : null;
+      });
+      rowsShown.forEach(function (r) {
+        var run = data.runs[r], tr = body.insertRow(), name = el("td", runLabel(run), "txt");
         name.setAttribute("data-sort", runLabel(run).toLowerCase()); tr.appendChild(name);
         scenes.forEach(function (_, s) {
           var v = acc[r][s], td = el("td", pct(v), "num" + (v !== null && v === best[s] ? " best" : ""));
@@ -156,7 +168,8 @@
       if (!data || data.runs.length < 2) { box.appendChild(el("p", "Needs at least two runs on this task.", "muted")); return; }
       var key = $("sig-granularity").value, pairs = {};
       (data.pairs[key] || []).forEach(function (p) { pairs[p[0] + ":" + p[1]] = p; });
-      var order = data.runs.map(function (_, i) { return i; });
+      var order = visibleRuns(data);
+      if (order.length < 2) { box.appendChild(el("p", "Needs at least two runs shown.", "muted")); return; }
       order.sort(function (a, b) { return (data.acc[key][b] || 0) - (data.acc[key][a] || 0); });
       var table = el("table", null, "board matrix"), head = table.createTHead().insertRow(), body = table.createTBody();
       head.appendChild(el("th", "Row vs column"));

@@ -193,9 +193,13 @@ def test_filter_hides_rows(watched, site):
     page.fill("#filter-text", "qwen")
     assert _visible_models(page) == ["Qwen2.5-VL-7B"]
     assert page.text_content("#filter-count") == "1 of 4 runs shown"
+    # The breakdown and the matrix follow the filter.
+    assert page.locator("#scene-table tbody tr").count() == 1
+    assert page.locator("#sig-matrix tbody tr").count() == 0
     page.fill("#filter-text", "")
     page.select_option("#filter-kind", "open-weights")
     assert sorted(_visible_models(page)) == ["InternVL3-8B", "Qwen2.5-VL-7B"]
+    assert page.locator("#sig-matrix tbody tr").count() == 2
     page.fill("#filter-text", "no such model")
     assert _visible_models(page) == []
     assert page.is_visible("#filter-empty")
