@@ -580,6 +580,13 @@ class ApiAdapter(Adapter):
             if state.budget is not None:
                 estimate = self._estimate_cost(request, image, gen)
                 if not await state.budget.reserve(estimate):
+                    if not stats["not_sent_max_cost"]:
+                        log.warning(
+                            "--max-cost $%.2f reached (spent $%.4f): no new requests are sent; "
+                            "unsent samples are recorded as errors and sent by a re-run with a larger budget",
+                            self.max_cost,
+                            state.budget.spent,
+                        )
                     stats["not_sent_max_cost"] += 1
                     return Response(
                         error=f"not sent: --max-cost budget of ${self.max_cost:.2f} reached "
