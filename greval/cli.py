@@ -162,8 +162,10 @@ def _split(text: str | None) -> list[str] | None:
 @click.option(
     "--max-image-side", type=click.IntRange(min=16), help="[api] Downscale images whose longer side exceeds this."
 )
-@click.option("--max-pixels", type=click.IntRange(min=256), help="[api, hf] Downscale images above this many pixels.")
-@click.option("--min-pixels", type=click.IntRange(min=1), help="[hf, gre] Qwen-style lower pixel bound.")
+@click.option(
+    "--max-pixels", type=click.IntRange(min=256), help="[api, hf, vllm, gre] Downscale images above this many pixels."
+)
+@click.option("--min-pixels", type=click.IntRange(min=1), help="[hf, vllm, gre] Qwen-style lower pixel bound.")
 @click.option(
     "--jpeg-quality", type=click.IntRange(1, 100), help="[api] JPEG quality when an image must be re-encoded."
 )
@@ -379,13 +381,17 @@ def data() -> None:
 @click.option(
     "--max-pixels", type=int, default=89_478_485, show_default=True, help="Flag images above this many pixels."
 )
-def validate(data_path, task, max_pixels) -> None:
+@click.option(
+    "--scene-manifest", type=click.Path(exists=True, dir_okay=False), help="CSV sample_id,scene to check too."
+)
+@click.option("--decode", is_flag=True, help="Decode every image fully (slower; catches truncated JPEGs).")
+def validate(data_path, task, max_pixels, scene_manifest, decode) -> None:
     """Check a dataset: every problem with its sample id; exit code 1 when any."""
     from greval.task import resolve_tasks
     from greval.validate import validate as check
 
     spec = resolve_tasks([task])[0]
-    problems = check(spec.dataset, data=data_path, max_pixels=max_pixels)
+    problems = check(spec.dataset, data=data_path, max_pixels=max_pixels, manifest=scene_manifest, decode=decode)
     for p in problems:
         click.echo(str(p))
     click.echo(f"{len(problems)} problem(s) found" if problems else "no problems found", err=True)

@@ -107,20 +107,26 @@ def _default_run_dir(opts: RunOptions) -> Path:
     return opts.results_root / f"{stamp}-{opts.adapter}-{label}"
 
 
-def _load_task_samples(specs: list[TaskSpec], opts: RunOptions) -> tuple[dict[str, list[Sample]], dict[str, str], list]:
-    """Samples per task; each distinct dataset is loaded once. Also the skipped samples' problems."""
+def _load_task_samples(
+    specs: list[TaskSpec], opts: RunOptions
+) -> tuple[dict[str, list[Sample]], dict[str, str], list, list[Path]]:
+    """Samples per task; each distinct dataset is loaded once. Also the data's problems
+    (most name a skipped sample) and the folders image paths are relative to."""
     from greval.data import load_samples
 
     cache: dict[str, Any] = {}
     per_task: dict[str, list[Sample]] = {}
     hashes: dict[str, str] = {}
     problems: list = []
+    roots: list[Path] = []
     for spec in specs:
         key = repr(sorted(spec.dataset.items()))
         if key not in cache:
             result = load_samples(spec.dataset, data=opts.data, manifest=opts.scene_manifest)
             cache[key] = result
             problems.extend(result.problems)
+            if result.root is not None:
+                roots.append(Path(result.root))
         result = cache[key]
         samples = [s for s in result.samples if spec.scene is None or s.scene == spec.scene]
         samples = [s for s in samples if in_shard(s.sample_id, opts.shard)]
@@ -128,7 +134,7 @@ def _load_task_samples(specs: list[TaskSpec], opts: RunOptions) -> tuple[dict[st
             samples = samples[: opts.limit]
         per_task[spec.name] = samples
         hashes[spec.name] = result.source_hash
-    return per_task, hashes, problems
+    return per_task, hashes, problems, roots
 
 
 def _plan(
@@ -334,19 +340,22 @@ async def _run(opts: RunOptions) -> RunResult:
     run_dir = Path(opts.output) if opts.output else _default_run_dir(opts)
     _check_resumable(run_dir, opts)
     try:
-        per_task, data_hashes, problems = _load_task_samples(specs, opts)
+        per_task, data_hashes, problems, roots = _load_task_samples(specs, opts)
         done = {(r["task"], r["sample_id"]) for r in read_predictions(run_dir) if r.get("status") != ERROR}
         jobs, prompt_hashes = _plan(specs, per_task, adapter, opts, done)
         planned = {(spec.name, s.sample_id) for spec in specs for s in per_task[spec.name]}
-        data_dir = Path(opts.data) if opts.data and Path(opts.data).is_dir() else None
-        prefixes = tuple(dict.fromkeys(f"{d}{os.sep}" for d in (data_dir, data_dir.resolve()))) if data_dir else ()
+        data_dir = roots[0] if roots else None
+        prefixes = tuple(dict.fromkeys(f"{d}{os.sep}" for root in roots for d in (root, root.resolve())))
         run_dir.mkdir(parents=True, exist_ok=True)
         if problems:
             lines = [str(p) for p in problems]
             (run_dir / "problems.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
             shown = "\n  ".join(lines[:5])
             more = f"\n  … and {len(problems) - 5} more in {run_dir / 'problems.txt'}" if len(problems) > 5 else ""
-            print(f"greval: skipped {len(problems)} sample(s) with bad input:\n  {shown}{more}", file=sys.stderr)
+            print(
+                f"greval: {len(problems)} problem(s) in the data (bad samples are skipped):\n  {shown}{more}",
+                file=sys.stderr,
+            )
         info: dict[str, Any] = {
             "run_id": run_dir.name,
             "adapter": opts.adapter,
