@@ -1,14 +1,13 @@
 """Run folders for leaderboard tests and benchmarks, written in the real on-disk format.
 
 Predictions land near the truth with a spread set by `skill_km`; some answers fail to
-parse or refuse. metrics.json is computed from those records (Wilson 95 % intervals), so
-tables, breakdowns and significance tests agree with the samples behind them.
+parse or refuse. metrics.json is computed from those records by greval.score, as
+`greval run` does, so tables, breakdowns and significance tests agree with the samples.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +15,8 @@ import numpy as np
 from PIL import Image
 
 from greval.records import Prediction, PredictionWriter, write_json_atomic
+from greval.score import distance_km, score_records
 
-GRANULARITY_KM = {"acc@1km": 1.0, "acc@25km": 25.0, "acc@200km": 200.0, "acc@750km": 750.0, "acc@2500km": 2500.0}
 SCENES = ("urban", "natural", "landmark", "indoor")
 CITIES = [  # (lat, lon): spread over every continent
     (48.8566, 2.3522),
@@ -45,51 +44,6 @@ INJECTIONS = (
 )
 
 
-def _haversine_km(lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: np.ndarray) -> np.ndarray:
-    p1, p2 = np.radians(lat1), np.radians(lat2)
-    dp, dl = p2 - p1, np.radians(lon2 - lon1)
-    a = np.sin(dp / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
-    return 2 * 6371.0088 * np.arcsin(np.sqrt(np.clip(a, 0, 1)))
-
-
-def _wilson(k: int, n: int) -> list[float] | None:
-    if n == 0:
-        return None
-    z, p = 1.96, k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return [max(0.0, centre - half), min(1.0, centre + half)]
-
-
-def summarize(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """The metrics.json block for one task (and, recursively, per scene)."""
-    n = len([r for r in records if r["status"] != "error"])
-    scored = [r for r in records if r["status"] != "error"]
-    d = np.array([r["distance_km"] if r["status"] == "ok" else np.inf for r in scored], dtype=float)
-    finite = d[np.isfinite(d)]
-    block: dict[str, Any] = {
-        "n": n,
-        "n_errors": len(records) - n,
-        "n_parsed": int(np.isfinite(d).sum()),
-        "median_km": float(np.median(finite)) if finite.size else None,
-        "mean_km": float(np.mean(finite)) if finite.size else None,
-        "geoscore": float(np.mean(np.where(np.isfinite(d), 5000 * np.exp(-d / 1492.7), 0.0))) if n else None,
-        "country_acc": float(np.mean(d <= 500)) if n else None,
-        "continent_acc": float(np.mean(d <= 2000)) if n else None,
-        "parse_failure_rate": sum(r["status"] in ("no_answer", "empty", "out_of_range") for r in scored) / n
-        if n
-        else None,
-        "refusal_rate": sum(r["status"] == "refusal" for r in scored) / n if n else None,
-        "truncated_rate": 0.0,
-        "ci": {},
-    }
-    for key, km in GRANULARITY_KM.items():
-        k = int((d <= km).sum())
-        block[key] = k / n if n else None
-        block["ci"][key] = _wilson(k, n)
-    return block
-
-
 def make_run(
     run_dir: Path,
     *,
@@ -110,7 +64,7 @@ def make_run(
     """Write run.json, predictions.jsonl, metrics.json (and plots/) for a fake run."""
     rng = np.random.default_rng(seed)
     run_dir.mkdir(parents=True, exist_ok=True)
-    metrics: dict[str, Any] = {"tasks": {}, "granularities": list(GRANULARITY_KM), "earth": "haversine"}
+    written: list[dict[str, Any]] = []
     base = np.random.default_rng(12345)  # truth and scenes: the same for every run, so samples pair up
     truth_city = base.integers(0, len(CITIES), n)
     jitter = base.normal(0, 1.5, (n, 2))
@@ -125,9 +79,8 @@ def make_run(
             dist_deg = rng.exponential(skill_km / 111.0, n)
             lat = np.clip(gt[:, 0] + dist_deg * np.sin(bearing), -89.9, 89.9)
             lon = (gt[:, 1] + dist_deg * np.cos(bearing) + 180) % 360 - 180
-            dist = _haversine_km(gt[:, 0], gt[:, 1], lat, lon)
+            dist = distance_km(gt[:, 0], gt[:, 1], lat, lon)
             fate = rng.random(n)
-            recs = []
             for i in range(n):
                 status = "ok" if fate[i] > 0.08 else ("no_answer" if fate[i] > 0.03 else "refusal")
                 if i == n - 1 and n > 5:
@@ -157,14 +110,11 @@ def make_run(
                     cost_usd=0.002 if kind == "api" else None,
                 )
                 writer.write(rec)
-                recs.append(json.loads(rec.to_json()))
-            block = summarize(recs)
-            if cot:
-                block["cot_score"] = float(rng.uniform(0.3, 0.7))
-            block["scene_counts"] = {s: scenes.count(s) for s in SCENES}
-            block["scene_source_counts"] = {"annotation": n}
-            block["by_scene"] = {s: summarize([r for r in recs if r["scene"] == s]) for s in SCENES}
-            metrics["tasks"][task] = block
+                written.append(json.loads(rec.to_json()))
+    metrics = score_records(written, n_boot=200)
+    if cot:
+        for block in metrics["tasks"].values():
+            block["cot_score"] = float(rng.uniform(0.3, 0.7))
     write_json_atomic(run_dir / "metrics.json", metrics)
     info = {
         "run_id": run_id,
