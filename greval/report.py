@@ -448,7 +448,9 @@ def summary_text(run: Run | str | Path) -> str:
     """A one-screen summary for the end of a run: per task the accuracies, the median
     error, what could not be scored and why, then cost and skipped samples."""
     run = load_run(run)
-    lines = [f"{run.label}  ({run.info.get('run_id') or run.path.name}, {run.path})"]
+    lines = [
+        f"{run.label}  ({run.info.get('adapter') or 'unknown adapter'}, run {run.info.get('run_id') or run.path.name})"
+    ]
     for task in run.tasks:
         block = run.metrics["tasks"][task]
         n, n_errors = block.get("n"), block.get("n_errors") or 0
@@ -462,7 +464,21 @@ def summary_text(run: Run | str | Path) -> str:
         distances = f"  median {_km(block.get('median_km'))} · mean {_km(block.get('mean_km'))}"
         if not _is_missing(block.get("geoscore")):
             distances += f" · GeoScore {float(block['geoscore']):.0f}"
+        if not _is_missing(block.get("country_acc")):
+            distances += f" · country {_pct(block.get('country_acc'))} · continent {_pct(block.get('continent_acc'))}"
         lines.append(distances)
+        scenes = block.get("scene_counts") or {}
+        if scenes:
+            sources = block.get("scene_source_counts") or {}
+            lines.append(
+                "  scenes    "
+                + " · ".join(f"{k} {v}" for k, v in sorted(scenes.items(), key=lambda kv: -kv[1]))
+                + (
+                    "  (labels from " + ", ".join(f"{k} {v}" for k, v in sorted(sources.items())) + ")"
+                    if sources
+                    else ""
+                )
+            )
         lines.append(
             f"  no usable answer: parse failures {_pct(block.get('parse_failure_rate'))}"
             f" · refusals {_pct(block.get('refusal_rate'))}"
@@ -471,7 +487,7 @@ def summary_text(run: Run | str | Path) -> str:
         if n_errors:
             lines.append(f"  {n_errors} request errors: not scored; re-run the same command to retry them")
     cost = run.info.get("cost_usd")
-    if not _is_missing(cost):
+    if not _is_missing(cost) and (run.info.get("kind") == "api" or float(cost) > 0):
         lines.append(f"cost: ${float(cost):,.4f}")
     skipped = run.info.get("skipped") or {}
     if skipped:

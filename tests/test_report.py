@@ -281,7 +281,7 @@ def test_summary_text(tmp_path: Path) -> None:
         info={"run_id": "run-7", "model": "gpt-x", "cost_usd": 12.5, "skipped": {"image missing": 3, "no gt": 5}},
     )
     assert summary_text(run) == (
-        f"gpt-x  (run-7, {run})\n"
+        "gpt-x  (run run-7)\n"
         "greval-bench: 3000 samples, 2850 with a usable answer\n"
         "  accuracy  Street 1 km 6.14 % · City 25 km 26.15 % · Region 200 km 44.67 % · Country 750 km 66.56 %"
         " · Continent 2500 km 83.16 %\n"
