@@ -448,9 +448,8 @@ def summary_text(run: Run | str | Path) -> str:
     """A one-screen summary for the end of a run: per task the accuracies, the median
     error, what could not be scored and why, then cost and skipped samples."""
     run = load_run(run)
-    lines = [
-        f"{run.label}  ({run.info.get('adapter') or 'unknown adapter'}, run {run.info.get('run_id') or run.path.name})"
-    ]
+    adapter = f", adapter {run.info['adapter']}" if run.info.get("adapter") else ""
+    lines = [f"{run.label}  (run {run.info.get('run_id') or run.path.name}{adapter})"]
     for task in run.tasks:
         block = run.metrics["tasks"][task]
         n, n_errors = block.get("n"), block.get("n_errors") or 0

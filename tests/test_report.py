@@ -285,7 +285,7 @@ def test_summary_text(tmp_path: Path) -> None:
         "greval-bench: 3000 samples, 2850 with a usable answer\n"
         "  accuracy  Street 1 km 6.14 % · City 25 km 26.15 % · Region 200 km 44.67 % · Country 750 km 66.56 %"
         " · Continent 2500 km 83.16 %\n"
-        "  median 312.5 km · mean 1,192.2 km · GeoScore 2346\n"
+        "  median 312.5 km · mean 1,192.2 km · GeoScore 2346 · country 50.00 % · continent 80.00 %\n"
         "  no usable answer: parse failures 3.00 % · refusals 2.00 % · truncated 0.00 %\n"
         "  12 request errors: not scored; re-run the same command to retry them\n"
         "cost: $12.5000\n"
