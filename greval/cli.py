@@ -417,11 +417,17 @@ def merge(run_dirs, output) -> None:
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="Dataset folder, for thumbnails when run.json lacks it.",
 )
-def leaderboard(run_dirs, out, data_root) -> None:
+@click.option(
+    "--granularity",
+    default="country",
+    show_default=True,
+    help="Granularity of the significance matrix (street, city, region, country, continent).",
+)
+def leaderboard(run_dirs, out, data_root, granularity) -> None:
     """Build a static HTML leaderboard (SITE/index.html) that works offline from file://."""
     from greval.leaderboard import build_site
 
-    index = build_site(list(run_dirs), out, data_root=data_root)
+    index = build_site(list(run_dirs), out, data_root=data_root, granularity_for_significance=granularity)
     click.echo(f"leaderboard: {index}")
 
 

@@ -120,6 +120,8 @@ def test_built_wheel_carries_tasks_templates_and_adapters(tmp_path):
         "greval/tasks/urban.yaml",
         "greval/tasks/_greval_bench.yaml",
         "greval/templates/gre.txt",
+        "greval/leaderboard_templates/index.html",
+        "greval/leaderboard_templates/greval.js",
         "greval/cli.py",
     ):
         assert needed in names, needed
