@@ -334,13 +334,14 @@ async def _run(opts: RunOptions) -> RunResult:
     started = time.time()
     specs = resolve_tasks(opts.tasks, opts.include_paths)
     adapter_cls = get_adapter_class(opts.adapter)
+    run_dir = Path(opts.output) if opts.output else _default_run_dir(opts)
+    _check_resumable(run_dir, opts)
+    # Data before the adapter: a bad --data path should not wait for 16 GB of weights.
+    per_task, data_hashes, problems, roots = _load_task_samples(specs, opts)
     options = dict(opts.adapter_options)
     options.setdefault("seed", opts.seed)
     adapter = adapter_cls(model=opts.model, **options)  # fails fast: missing key, missing weights
-    run_dir = Path(opts.output) if opts.output else _default_run_dir(opts)
-    _check_resumable(run_dir, opts)
     try:
-        per_task, data_hashes, problems, roots = _load_task_samples(specs, opts)
         done = {(r["task"], r["sample_id"]) for r in read_predictions(run_dir) if r.get("status") != ERROR}
         jobs, prompt_hashes = _plan(specs, per_task, adapter, opts, done)
         planned = {(spec.name, s.sample_id) for spec in specs for s in per_task[spec.name]}
