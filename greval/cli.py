@@ -170,8 +170,16 @@ def _split(text: str | None) -> list[str] | None:
     "--jpeg-quality", type=click.IntRange(1, 100), help="[api] JPEG quality when an image must be re-encoded."
 )
 @click.option("--detail", type=click.Choice(["high", "low", "auto"]), help="[openai] Image detail [default: high].")
-@click.option("--reasoning-effort", help="[openai] Reasoning effort for reasoning models.")
+@click.option(
+    "--reasoning-effort",
+    help="[openai, anthropic] Reasoning effort (low/medium/high; for anthropic also a thinking budget in tokens).",
+)
 @click.option("--no-cache", is_flag=True, help="[api] Do not read or write the response cache.")
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False),
+    help="[api] Response cache folder [default: $GREVAL_CACHE_DIR or ~/.cache/greval].",
+)
 @click.option("--batch-size", type=click.IntRange(min=1), help="[hf, vllm, gre] Samples per generate call.")
 @click.option("--dtype", help="[hf, vllm, gre] e.g. bfloat16, float16, float32 [default: auto].")
 @click.option("--device", help="[hf, gre] e.g. cuda, cuda:1, cpu.")
