@@ -211,3 +211,31 @@ def test_help_is_fast_and_imports_no_torch():
     code = "import sys; from greval.cli import main\ntry:\n main(['--help'])\nexcept SystemExit: pass\nprint('torch' in sys.modules, 'pandas' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().endswith("False False")
+
+
+def test_granularity_narrows_and_csv_replay_reads(tmp_path, bench):
+    folder, rows = bench
+    replay = tmp_path / "outputs.csv"
+    lines = ["sample_id,output"] + [f'{r["sample_id"]},"{r["gt_lat"]}, {r["gt_lon"]}"' for r in rows]
+    replay.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "run"
+    args = [
+        "--adapter",
+        "replay",
+        "--predictions",
+        replay,
+        "--data",
+        folder,
+        "--granularity",
+        "street,city",
+        "--output",
+        out,
+    ]
+    result = _run(*args)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    block = metrics["tasks"]["all"]
+    assert metrics["granularities"] == ["street", "city"]
+    assert {k for k in block if k.startswith("acc@")} == {"acc@1km", "acc@25km"}
+    assert block["acc@1km"] == 1.0 and block["n"] == len(rows)
+    assert _run(*args[:-2], "--granularity", "block", "--output", tmp_path / "x").exit_code == 2
