@@ -50,7 +50,9 @@ def merge_runs(run_dirs: list[Path], output: Path) -> dict:
     from greval.run import score_run_dir
 
     args = first.get("args", {})
-    return score_run_dir(Path(output), None, args.get("granularities"), first.get("earth", "haversine"), first.get("seed", 0))
+    return score_run_dir(
+        Path(output), None, args.get("granularities"), first.get("earth", "haversine"), first.get("seed", 0)
+    )
 
 
 def _sum_counts(dicts) -> dict[str, int]:
