@@ -1,0 +1,777 @@
+"""The three GRE training stages on TRL: cold-start SFT, GRPO as a judge, GRPO on geo.
+
+    greval train sft        GRE30K-CoT.json   --model Qwen/Qwen2.5-VL-7B-Instruct --output ckpt/sft
+    greval train grpo-judge GRE30K-Judge.json --model ckpt/sft   --output ckpt/judge
+    greval train grpo-geo   seeds.jsonl       --model ckpt/judge --output ckpt/gre --tau country,region@400
+
+Each stage writes a checkpoint folder (`save_pretrained`: weights, config, processor,
+chat template; LoRA adapters merged in) that the next stage and greval's `hf` / `gre`
+adapters load with `--model PATH`, and `greval_train.json` in it: arguments, the TRL
+config, data hash, base model, library versions.
+
+Data files are JSON lists or JSONL; image paths are relative to the data file's folder.
+  stage 1 (SFT):  {"image", "conversations": [{"from": "human", "value": "<image>\\n…"},
+                   {"from": "gpt", "value": "…"}, …], "gt_lat", "gt_lon"}
+  stage 2 (judge): {"image", "predicted_cot", "predicted_answer", "label"} — `label` is
+                   the truth of the chain + answer: true/false (bool, 1/0, or a string
+                   true/false/yes/no/correct/incorrect). An optional `instructions` is the
+                   whole user prompt; otherwise JUDGE_PROMPT is filled in.
+  stage 3 (geo):   {"image", "instructions", "gt_lat", "gt_lon"}; without `instructions`
+                   the prompt is greval's `gre` template (the one evaluation uses).
+A bad row is skipped with a warning that names the file, row and problem; the count is
+recorded. Images are decoded lazily, batch by batch.
+
+Defaults follow the paper where that is sensible on GPUs: lr 1e-5, 1 epoch, 8
+generations, β 0.04 (TRL 1.16's own default is 0.0), 2,048 completion tokens; SFT loss
+on the answer only. Multi-GPU: launch the same module with accelerate, e.g.
+`accelerate launch --num_processes 8 -m greval.train sft …` (add `--config_file` for a
+DeepSpeed ZeRO-2/3 config); this file has no distributed code of its own.
+
+Only click is imported at module level: `greval --help` must not pay for torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import click
+
+log = logging.getLogger("greval.train")
+
+PROVENANCE_FILE = "greval_train.json"
+
+JUDGE_PROMPT = (
+    "Here is a photo and a model's reasoning about where it was taken, with its answer.\n\n"
+    "Reasoning:\n{predicted_cot}\n\nAnswer:\n{predicted_answer}\n\n"
+    "Are the reasoning and the answer correct for this photo? Think step by step inside "
+    "<think> </think>, then answer True or False inside <answer> </answer>."
+)
+
+_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
+_IMAGE_PLACEHOLDER = "<image>"
+
+
+class TrainError(Exception):
+    """A user-facing problem with a training run (bad data, output folder, options)."""
+
+
+class TrainDataError(TrainError):
+    """A data file that cannot be used at all (unreadable, or no usable rows)."""
+
+
+class _BadRow(Exception):
+    pass
+
+
+# --------------------------------------------------------------------------- reading
+
+
+@dataclass
+class TrainData:
+    """Rows ready for TRL (image paths, decoded later) and what was skipped."""
+
+    path: Path
+    rows: list[dict[str, Any]]
+    problems: list[str] = field(default_factory=list)
+    sha256: str = ""
+
+    @property
+    def n_skipped(self) -> int:
+        return len(self.problems)
+
+
+def read_records(path: str | Path) -> tuple[list[Any], str]:
+    """The records of a JSON list or JSONL file, and the file's sha256."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise TrainDataError(f"cannot read training data {path}: {exc}") from exc
+    digest = hashlib.sha256(raw).hexdigest()
+    text = raw.decode("utf-8-sig", errors="replace")
+    stripped = text.lstrip()
+    if stripped.startswith("["):
+        try:
+            records = json.loads(stripped)
+        except json.JSONDecodeError as exc:
+            raise TrainDataError(f"{path}: not valid JSON ({exc})") from exc
+        return list(records), digest
+    records: list[Any] = []
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            # Keep the row's place so the warning names the line; the row is skipped later.
+            records.append(_BadRow(f"line {lineno} is not valid JSON ({exc.msg})"))
+    if not records:
+        raise TrainDataError(f"{path}: no records (expected a JSON list or JSON lines)")
+    return records, digest
+
+
+def _row_name(path: Path, index: int, record: Any) -> str:
+    rid = record.get("sample_id", record.get("id")) if isinstance(record, dict) else None
+    return f"{path.name} row {index}" + (f" (id {rid!r})" if rid is not None else "")
+
+
+def _image(record: dict[str, Any], base: Path) -> str:
+    value = record.get("image", record.get("image_path"))
+    if isinstance(value, list) and len(value) == 1:
+        value = value[0]
+    if not isinstance(value, str) or not value.strip():
+        raise _BadRow("no 'image' path")
+    image = Path(value).expanduser()
+    image = image if image.is_absolute() else base / image
+    if not image.is_file():
+        raise _BadRow(f"image not found: {image}")
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(image):  # reads the header only: cheap for 20k rows
+            pass
+    except (OSError, UnidentifiedImageError) as exc:
+        raise _BadRow(f"image {image} is not readable ({type(exc).__name__})") from None
+    return str(image)
+
+
+def _coordinate(record: dict[str, Any], key: str, limit: float) -> float:
+    value = record.get(key)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise _BadRow(f"{key} is {value!r}, not a number") from None
+    if isinstance(value, bool) or not math.isfinite(number) or abs(number) > limit:
+        raise _BadRow(f"{key} {value!r} is out of range ±{limit:g}")
+    return number
+
+
+def _user_content(text: str, *, with_image: bool) -> list[dict[str, Any]]:
+    """Typed content parts: the image where `<image>` stood (first when absent), then text."""
+    if not with_image:
+        return [{"type": "text", "text": text}]
+    count = text.count(_IMAGE_PLACEHOLDER)
+    if count > 1:
+        raise _BadRow(f"{count} <image> placeholders for one image")
+    before, _, after = text.partition(_IMAGE_PLACEHOLDER) if count else ("", "", text)
+    parts: list[dict[str, Any]] = []
+    if before.strip():
+        parts.append({"type": "text", "text": before.strip()})
+    parts.append({"type": "image"})
+    if after.strip():
+        parts.append({"type": "text", "text": after.strip()})
+    return parts
+
+
+def _sft_row(record: dict[str, Any], base: Path) -> dict[str, Any]:
+    image = _image(record, base)
+    turns = record.get("conversations")
+    if not isinstance(turns, list) or not turns:
+        raise _BadRow("no 'conversations' list")
+    messages: list[dict[str, Any]] = []
+    image_placed = False
+    for i, turn in enumerate(turns):
+        if not isinstance(turn, dict) or not isinstance(turn.get("value"), str):
+            raise _BadRow(f"conversation turn {i} has no text 'value'")
+        role = _ROLES.get(str(turn.get("from", "")).lower())
+        if role is None:
+            raise _BadRow(f"conversation turn {i}: unknown speaker {turn.get('from')!r} (human, gpt or system)")
+        if role == "user" and not image_placed:
+            content = _user_content(turn["value"], with_image=True)
+            image_placed = True
+        elif _IMAGE_PLACEHOLDER in turn["value"]:
+            raise _BadRow(f"conversation turn {i}: <image> outside the first human turn")
+        else:
+            content = [{"type": "text", "text": turn["value"]}]
+        messages.append({"role": role, "content": content})
+    if messages[-1]["role"] != "assistant":
+        raise _BadRow("the conversation does not end with a gpt turn (nothing to learn)")
+    if not image_placed:
+        raise _BadRow("no human turn to hold the image")
+    return {"messages": messages, "images": [image]}
+
+
+def _judge_row(record: dict[str, Any], base: Path) -> dict[str, Any]:
+    from greval.reward import as_label
+
+    image = _image(record, base)
+    if "label" not in record:
+        raise _BadRow("no 'label' (true when the given chain and answer are correct)")
+    try:
+        label = as_label(record["label"])
+    except ValueError as exc:
+        raise _BadRow(str(exc)) from None
+    instructions = record.get("instructions")
+    if isinstance(instructions, str) and instructions.strip():
+        text = instructions
+    else:
+        cot, answer = record.get("predicted_cot"), record.get("predicted_answer")
+        if not isinstance(cot, str) or not isinstance(answer, str | int | float | dict | list):
+            raise _BadRow("needs 'predicted_cot' and 'predicted_answer' (or a full 'instructions' prompt)")
+        answer_text = answer if isinstance(answer, str) else json.dumps(answer, ensure_ascii=False)
+        text = JUDGE_PROMPT.format(predicted_cot=cot.strip(), predicted_answer=answer_text.strip())
+    prompt = [{"role": "user", "content": _user_content(text, with_image=True)}]
+    return {"prompt": prompt, "image": image, "label": label}
+
+
+def _geo_row(record: dict[str, Any], base: Path) -> dict[str, Any]:
+    image = _image(record, base)
+    lat = _coordinate(record, "gt_lat", 90.0)
+    lon = _coordinate(record, "gt_lon", 180.0)
+    instructions = record.get("instructions")
+    if instructions is None:
+        from greval.prompts import load_template
+
+        instructions = load_template("gre").template
+    if not isinstance(instructions, str) or not instructions.strip():
+        raise _BadRow("'instructions' is empty or not text")
+    prompt = [{"role": "user", "content": _user_content(instructions, with_image=True)}]
+    return {"prompt": prompt, "image": image, "gt_lat": lat, "gt_lon": lon}
+
+
+_ROW_BUILDERS: dict[str, Callable[[dict[str, Any], Path], dict[str, Any]]] = {
+    "sft": _sft_row,
+    "judge": _judge_row,
+    "geo": _geo_row,
+}
+
+
+def read_train_data(path: str | Path, stage: str) -> TrainData:
+    """Rows of one stage ("sft", "judge" or "geo") from a JSON / JSONL file; bad rows are
+    skipped with a warning naming them. Raises TrainDataError when none is usable."""
+    build = _ROW_BUILDERS[stage]
+    path = Path(path).expanduser()
+    records, digest = read_records(path)
+    base = path.parent
+    data = TrainData(path=path, rows=[], sha256=digest)
+    for index, record in enumerate(records):
+        try:
+            if isinstance(record, _BadRow):
+                raise record
+            if not isinstance(record, dict):
+                raise _BadRow(f"a {type(record).__name__}, not an object")
+            data.rows.append(build(record, base))
+        except _BadRow as exc:
+            problem = f"{_row_name(path, index, record)}: {exc} — skipped"
+            log.warning(problem)
+            data.problems.append(problem)
+    if not data.rows:
+        shown = "; ".join(data.problems[:3])
+        raise TrainDataError(f"{path}: none of {len(records)} rows is usable for {stage} ({shown})")
+    return data
+
+
+def read_sft(path: str | Path) -> TrainData:
+    """Stage 1: rows {"messages": typed-part chat, "images": [path]}."""
+    return read_train_data(path, "sft")
+
+
+def read_judge(path: str | Path) -> TrainData:
+    """Stage 2: rows {"prompt": chat with an image part, "image": path, "label": bool}."""
+    return read_train_data(path, "judge")
+
+
+def read_geo(path: str | Path) -> TrainData:
+    """Stage 3: rows {"prompt": chat with an image part, "image": path, "gt_lat", "gt_lon"}."""
+    return read_train_data(path, "geo")
+
+
+def to_prompt_completion(row: dict[str, Any]) -> dict[str, Any]:
+    """An SFT row split at its last assistant turn, so the loss covers the answer only."""
+    messages = row["messages"]
+    return {"prompt": messages[:-1], "completion": messages[-1:], "images": row["images"]}
+
+
+def _dataset(rows: list[dict[str, Any]]):
+    """A `datasets.Dataset` whose image columns hold paths and decode to PIL on access."""
+    import datasets
+
+    ds = datasets.Dataset.from_list(rows)
+    if "image" in ds.column_names:
+        ds = ds.cast_column("image", datasets.Image())
+    if "images" in ds.column_names:
+        ds = ds.cast_column("images", datasets.List(datasets.Image()))
+    return ds
+
+
+# --------------------------------------------------------------------------- settings
+
+
+@dataclass
+class TrainSettings:
+    """What a stage's run can change. None means "the stage's default" (see STAGE_DEFAULTS)."""
+
+    learning_rate: float = 1e-5
+    num_train_epochs: float = 1.0
+    max_steps: int = -1  # > 0 overrides epochs
+    per_device_train_batch_size: int | None = None
+    gradient_accumulation_steps: int | None = None
+    use_cpu: bool = False
+    bf16: bool | None = None  # None: on for GPUs that have it, off on CPU
+    gradient_checkpointing: bool | None = None  # None: on GPU, off on CPU
+    seed: int = 0
+    save_steps: int = 500  # intermediate checkpoints (to resume); 0 = none
+    logging_steps: int = 10
+    resume: bool = False
+    max_pixels: int | None = None  # image pixel budget for Qwen-style processors
+    lora: bool = False
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    lora_target_modules: str = "all-linear"
+    # GRPO only
+    num_generations: int = 8
+    beta: float = 0.04
+    max_completion_length: int = 2048
+    temperature: float = 1.0
+    loss_type: str | None = None  # None: TRL's default
+    # any other SFTConfig / GRPOConfig field, e.g. {"warmup_ratio": 0.03}
+    extra: dict[str, Any] = field(default_factory=dict)
+    # SFT only: train on the whole conversation instead of the answer only
+    train_on_prompt: bool = False
+
+
+# Paper: SFT batch 128 = 4 per device x 4 accumulation x 8 GPUs; GRPO: one prompt's 8
+# generations per device and step.
+STAGE_DEFAULTS: dict[str, dict[str, int]] = {
+    "sft": {"per_device_train_batch_size": 4, "gradient_accumulation_steps": 4},
+    "grpo": {"per_device_train_batch_size": 8, "gradient_accumulation_steps": 1},
+}
+
+
+def _hardware(settings: TrainSettings) -> tuple[bool, bool]:
+    import torch
+
+    gpu = torch.cuda.is_available() and not settings.use_cpu
+    bf16 = settings.bf16 if settings.bf16 is not None else (gpu and torch.cuda.is_bf16_supported())
+    checkpointing = settings.gradient_checkpointing if settings.gradient_checkpointing is not None else gpu
+    return bool(bf16), bool(checkpointing)
+
+
+def _checkpointing_field() -> str:
+    """transformers 5.x renamed gradient_checkpointing to activation_checkpointing."""
+    from transformers import TrainingArguments
+
+    names = {f.name for f in fields(TrainingArguments)}
+    return "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
+
+
+def _common_config(settings: TrainSettings, output_dir: Path, stage: str) -> dict[str, Any]:
+    bf16, checkpointing = _hardware(settings)
+    defaults = STAGE_DEFAULTS["sft" if stage == "sft" else "grpo"]
+    config = {
+        "output_dir": str(output_dir),
+        "learning_rate": settings.learning_rate,
+        "num_train_epochs": settings.num_train_epochs,
+        "max_steps": settings.max_steps,
+        "per_device_train_batch_size": settings.per_device_train_batch_size or defaults["per_device_train_batch_size"],
+        "gradient_accumulation_steps": settings.gradient_accumulation_steps or defaults["gradient_accumulation_steps"],
+        "use_cpu": settings.use_cpu,
+        "bf16": bf16,
+        _checkpointing_field(): checkpointing,
+        "seed": settings.seed,
+        "save_strategy": "steps" if settings.save_steps > 0 else "no",
+        "save_steps": settings.save_steps if settings.save_steps > 0 else 500,
+        "logging_steps": settings.logging_steps,
+        "report_to": "none",
+    }
+    if stage != "sft":
+        config.update(
+            num_generations=settings.num_generations,
+            beta=settings.beta,
+            max_completion_length=settings.max_completion_length,
+            temperature=settings.temperature,
+        )
+        if settings.loss_type:
+            config["loss_type"] = settings.loss_type
+    config.update(settings.extra)
+    return config
+
+
+def _peft_config(settings: TrainSettings):
+    if not settings.lora:
+        return None
+    from peft import LoraConfig
+
+    targets = settings.lora_target_modules
+    return LoraConfig(
+        r=settings.lora_r,
+        lora_alpha=settings.lora_alpha,
+        lora_dropout=settings.lora_dropout,
+        target_modules=targets if targets == "all-linear" else [t.strip() for t in targets.split(",")],
+        task_type="CAUSAL_LM",
+    )
+
+
+def _processor(model: str, settings: TrainSettings):
+    from transformers import AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(model)
+    if settings.max_pixels:
+        image_processor = getattr(processor, "image_processor", None)
+        size = getattr(image_processor, "size", None)
+        if size is None or "longest_edge" not in size:
+            raise TrainError(f"--max-pixels: the processor of {model} has no pixel budget to set")
+        new = {**dict(size), "longest_edge": int(settings.max_pixels)}
+        image_processor.size = new if isinstance(size, dict) else type(size)(**new)
+    return processor
+
+
+# --------------------------------------------------------------------------- running
+
+
+def _prepare_output(output_dir: str | Path, settings: TrainSettings) -> tuple[Path, str | None]:
+    output_dir = Path(output_dir).expanduser()
+    if (output_dir / PROVENANCE_FILE).is_file() and not settings.resume:
+        raise TrainError(f"{output_dir} already holds a trained checkpoint: choose another --output")
+    resume_from = None
+    if settings.resume:
+        from transformers.trainer_utils import get_last_checkpoint
+
+        resume_from = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
+        if resume_from is None:
+            raise TrainError(f"--resume: no checkpoint-N folder in {output_dir} to resume from")
+        log.warning("resuming from %s", resume_from)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    return output_dir, resume_from
+
+
+def _save(trainer, processor, output_dir: Path, lora: bool) -> None:
+    """The final model as a plain checkpoint folder (LoRA merged) plus the processor."""
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    # Training turns the KV cache off for gradient checkpointing; inference wants it on.
+    for config in (model.config, getattr(model.config, "text_config", None)):
+        if config is not None and hasattr(config, "use_cache"):
+            config.use_cache = True
+    if not lora:
+        trainer.save_model(str(output_dir))  # gathers ZeRO-3 / FSDP shards; writes the processor
+        return
+    # Merging needs whole weights: fine for DDP and ZeRO-2; with ZeRO-3 save the adapter
+    # (`--option save_only_model=true`) and merge offline.
+    trainer.accelerator.wait_for_everyone()
+    if trainer.accelerator.is_main_process:
+        merged = model.merge_and_unload()
+        merged.save_pretrained(str(output_dir))
+        processor.save_pretrained(str(output_dir))
+
+
+def _base_model_info(model: str) -> dict[str, Any]:
+    path = Path(model).expanduser()
+    if path.is_dir():
+        from greval.adapters._local import folder_fingerprint
+
+        return {"ref": model, "path": str(path.resolve()), "fingerprint": folder_fingerprint(path)}
+    return {"ref": model, "source": "hub"}
+
+
+def _write_provenance(trainer, output_dir: Path, record: dict[str, Any]) -> None:
+    if not trainer.accelerator.is_main_process:
+        return
+    import torch
+
+    from greval.adapters._local import library_versions
+    from greval.records import write_json_atomic
+
+    state = trainer.state
+    record.update(
+        versions=library_versions("torch", "transformers", "trl", "peft", "accelerate", "datasets"),
+        hardware={
+            "num_processes": trainer.accelerator.num_processes,
+            "device": str(trainer.accelerator.device),
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        },
+        result={
+            "global_step": state.global_step,
+            "epoch": state.epoch,
+            "log_history": state.log_history,
+        },
+        trl_config=json.loads(trainer.args.to_json_string()),
+    )
+    write_json_atomic(output_dir / PROVENANCE_FILE, record)
+
+
+def _provenance(stage: str, data: TrainData, model: str, settings: TrainSettings, **more: Any) -> dict[str, Any]:
+    return {
+        "stage": stage,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "command": sys.argv,
+        "base_model": _base_model_info(model),
+        "data": {
+            "path": str(data.path.resolve()),
+            "sha256": data.sha256,
+            "rows_used": len(data.rows),
+            "rows_skipped": data.n_skipped,
+            "problems": data.problems[:100],
+        },
+        "settings": asdict(settings),
+        **more,
+    }
+
+
+def run_sft(data: str | Path, output_dir: str | Path, *, model: str, settings: TrainSettings | None = None) -> Path:
+    """Stage 1: supervised fine-tuning on chains of thought. Returns the checkpoint folder."""
+    from trl import SFTConfig, SFTTrainer
+
+    settings = settings or TrainSettings()
+    train = read_sft(data)
+    output_dir, resume_from = _prepare_output(output_dir, settings)
+    rows = train.rows if settings.train_on_prompt else [to_prompt_completion(r) for r in train.rows]
+    # max_length None: never cut the image tokens out of a sample.
+    config = SFTConfig(max_length=None, **_common_config(settings, output_dir, "sft"))
+    processor = _processor(model, settings)
+    trainer = SFTTrainer(
+        model=model,
+        args=config,
+        train_dataset=_dataset(rows),
+        processing_class=processor,
+        peft_config=_peft_config(settings),
+    )
+    record = _provenance(
+        "sft", train, model, settings, loss_on="conversation" if settings.train_on_prompt else "answer"
+    )
+    trainer.train(resume_from_checkpoint=resume_from)
+    _save(trainer, processor, output_dir, settings.lora)
+    _write_provenance(trainer, output_dir, record)
+    return output_dir
+
+
+def _run_grpo(
+    stage: str,
+    train: TrainData,
+    output_dir: str | Path,
+    model: str,
+    settings: TrainSettings,
+    reward_funcs: Sequence[Callable[..., list[float]]],
+    reward_weights: Sequence[float] | None,
+    **more: Any,
+) -> Path:
+    from trl import GRPOConfig, GRPOTrainer
+
+    output_dir, resume_from = _prepare_output(output_dir, settings)
+    common = _common_config(settings, output_dir, stage)
+    if reward_weights is not None:
+        common.setdefault("reward_weights", list(reward_weights))
+    config = GRPOConfig(**common)
+    processor = _processor(model, settings)
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=list(reward_funcs),
+        args=config,
+        train_dataset=_dataset(train.rows),
+        processing_class=processor,
+        peft_config=_peft_config(settings),
+    )
+    names = [getattr(f, "__name__", type(f).__name__) for f in reward_funcs]
+    record = _provenance(stage, train, model, settings, rewards=names, reward_weights=reward_weights, **more)
+    trainer.train(resume_from_checkpoint=resume_from)
+    _save(trainer, processor, output_dir, settings.lora)
+    _write_provenance(trainer, output_dir, record)
+    return output_dir
+
+
+def judge_rewards() -> list[Callable[..., list[float]]]:
+    """Stage 2's reward functions (TRL shape): the verdict matches the label."""
+    from greval.reward import judge_reward_trl
+
+    return [judge_reward_trl]
+
+
+def geo_rewards(tau: str | float = "country", earth: str = "haversine") -> list[Callable[..., list[float]]]:
+    """Stage 3's reward functions (TRL shape): geo reward at τ (a stage name, km, or a
+    schedule like "country,region@400"), then the format reward."""
+    from greval.reward import format_reward_trl, make_geo_reward, parse_tau
+
+    schedule = parse_tau(str(tau))
+    return [make_geo_reward(schedule[0][1] if len(schedule) == 1 else schedule, earth=earth), format_reward_trl]
+
+
+def run_grpo_judge(
+    data: str | Path,
+    output_dir: str | Path,
+    *,
+    model: str,
+    settings: TrainSettings | None = None,
+    reward_funcs: Sequence[Callable[..., list[float]]] | None = None,
+) -> Path:
+    """Stage 2: GRPO where the model judges a given chain + answer True/False."""
+    return _run_grpo(
+        "grpo-judge",
+        read_judge(data),
+        output_dir,
+        model,
+        settings or TrainSettings(),
+        reward_funcs or judge_rewards(),
+        None,
+    )
+
+
+def run_grpo_geo(
+    data: str | Path,
+    output_dir: str | Path,
+    *,
+    model: str,
+    tau: str | float = "country",
+    earth: str = "haversine",
+    format_weight: float = 1.0,
+    settings: TrainSettings | None = None,
+    reward_funcs: Sequence[Callable[..., list[float]]] | None = None,
+) -> Path:
+    """Stage 3: GRPO on seed images with the geo reward (τ as in `geo_rewards`) and the
+    format reward weighted `format_weight`. `reward_funcs` replaces both (same order)."""
+    from greval.reward import parse_tau
+
+    schedule = parse_tau(str(tau))  # fail before loading anything
+    funcs = reward_funcs or geo_rewards(tau, earth)
+    return _run_grpo(
+        "grpo-geo",
+        read_geo(data),
+        output_dir,
+        model,
+        settings or TrainSettings(),
+        funcs,
+        [1.0, float(format_weight)] if len(funcs) == 2 else None,
+        tau_schedule_km=schedule,
+        earth=earth,
+    )
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def _parse_options(pairs: Sequence[str]) -> dict[str, Any]:
+    import yaml
+
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{pair!r}: use KEY=VALUE", param_hint="--option")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def _common_options(grpo: bool):
+    def wrap(fn):
+        opts = [
+            click.argument("data", type=click.Path(exists=True, dir_okay=False)),
+            click.option("--model", required=True, help="Base model: a local folder or a hub id."),
+            click.option(
+                "--output", "output_dir", required=True, type=click.Path(), help="Checkpoint folder to write."
+            ),
+            click.option("--learning-rate", "--lr", type=float, default=1e-5, show_default=True),
+            click.option("--epochs", "num_train_epochs", type=float, default=1.0, show_default=True),
+            click.option("--max-steps", type=int, default=-1, help="Stop after N optimiser steps (overrides epochs)."),
+            click.option("--per-device-train-batch-size", type=int, default=None, help="[sft 4, grpo 8]"),
+            click.option("--gradient-accumulation-steps", type=int, default=None, help="[sft 4, grpo 1]"),
+            click.option("--use-cpu", is_flag=True, help="Train on the CPU (tests, tiny models)."),
+            click.option("--bf16/--no-bf16", default=None, help="[on for GPUs that support it]"),
+            click.option("--gradient-checkpointing/--no-gradient-checkpointing", default=None, help="[on on GPU]"),
+            click.option("--seed", type=int, default=0, show_default=True),
+            click.option(
+                "--save-steps", type=int, default=500, show_default=True, help="0: no intermediate checkpoints."
+            ),
+            click.option("--logging-steps", type=int, default=10, show_default=True),
+            click.option("--resume", is_flag=True, help="Continue from the last checkpoint-N in --output."),
+            click.option("--max-pixels", type=int, default=None, help="Image pixel budget (Qwen-style processors)."),
+            click.option("--lora", is_flag=True, help="Train LoRA adapters (merged into the saved model)."),
+            click.option("--lora-r", type=int, default=16, show_default=True),
+            click.option("--lora-alpha", type=int, default=32, show_default=True),
+            click.option("--lora-dropout", type=float, default=0.05, show_default=True),
+            click.option("--lora-target-modules", default="all-linear", show_default=True),
+            click.option(
+                "--option", "extra", multiple=True, help="Any other TRL config field: KEY=VALUE (repeatable)."
+            ),
+        ]
+        if grpo:
+            opts += [
+                click.option("--num-generations", type=int, default=8, show_default=True),
+                click.option(
+                    "--beta", type=float, default=0.04, show_default=True, help="KL weight (TRL's default 0)."
+                ),
+                click.option("--max-completion-length", type=int, default=2048, show_default=True),
+                click.option("--temperature", type=float, default=1.0, show_default=True),
+                click.option("--loss-type", default=None, help="TRL loss_type (grpo, dapo, dr_grpo, ...) [TRL's]"),
+            ]
+        for opt in reversed(opts):
+            fn = opt(fn)
+        return fn
+
+    return wrap
+
+
+def _settings(kwargs: dict[str, Any]) -> TrainSettings:
+    names = {f.name for f in fields(TrainSettings)}
+    values = {k: v for k, v in kwargs.items() if k in names and k != "extra"}
+    return TrainSettings(**values, extra=_parse_options(kwargs.get("extra", ())))
+
+
+def _run_and_report(run: Callable[[], Path]) -> None:
+    try:
+        path = run()
+    except TrainError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"wrote {path} (evaluate: greval run --adapter gre --model {path} ...)")
+
+
+@click.group("train")
+def train_cli() -> None:
+    """Train GRE-style models: sft, then grpo-judge, then grpo-geo (needs greval[train])."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+
+@train_cli.command("sft")
+@_common_options(grpo=False)
+@click.option("--train-on-prompt", is_flag=True, help="Loss on the whole conversation, not only the answer.")
+def sft_command(data: str, model: str, output_dir: str, **kwargs: Any) -> None:
+    """Stage 1: cold-start SFT on chains of thought (GRE30K-CoT format)."""
+    settings = _settings(kwargs)
+    _run_and_report(lambda: run_sft(data, output_dir, model=model, settings=settings))
+
+
+@train_cli.command("grpo-judge")
+@_common_options(grpo=True)
+def grpo_judge_command(data: str, model: str, output_dir: str, **kwargs: Any) -> None:
+    """Stage 2: GRPO judging given chains True/False (GRE30K-Judge format, field `label`)."""
+    settings = _settings(kwargs)
+    _run_and_report(lambda: run_grpo_judge(data, output_dir, model=model, settings=settings))
+
+
+@train_cli.command("grpo-geo")
+@_common_options(grpo=True)
+@click.option(
+    "--tau",
+    required=True,
+    help="Geo reward scale τ in km or by stage (country 750, region 200, city 25); "
+    "a schedule tightens it at given steps: country,region@400,city@900.",
+)
+@click.option("--earth", type=click.Choice(["haversine", "geodesic"]), default="haversine", show_default=True)
+@click.option("--format-weight", type=float, default=1.0, show_default=True)
+def grpo_geo_command(
+    data: str, model: str, output_dir: str, tau: str, earth: str, format_weight: float, **kwargs: Any
+) -> None:
+    """Stage 3: GRPO on seed images with the geo and format rewards."""
+    from greval.reward import parse_tau
+
+    try:
+        parse_tau(tau)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--tau") from None
+    settings = _settings(kwargs)
+    _run_and_report(
+        lambda: run_grpo_geo(
+            data, output_dir, model=model, tau=tau, earth=earth, format_weight=format_weight, settings=settings
+        )
+    )
+
+
+if __name__ == "__main__":  # accelerate launch -m greval.train …
+    train_cli()
