@@ -26,6 +26,7 @@ from greval.testing import build_tiny_vlm  # noqa: E402
 from greval.train import (  # noqa: E402
     PROVENANCE_FILE,
     TrainDataError,
+    TrainError,
     TrainSettings,
     geo_rewards,
     judge_rewards,
@@ -336,3 +337,27 @@ def test_grpo_geo_cli_needs_a_valid_tau(tiny, data, tmp_path):
     bad = CliRunner().invoke(train_cli, [*args, "--tau", "country,city"])
     assert bad.exit_code == 2 and "needs @STEP" in bad.output
     assert not (tmp_path / "o").exists()
+
+
+def test_resume_continues_from_the_last_intermediate_checkpoint(tiny, data, tmp_path):
+    out = tmp_path / "geo"
+    run_grpo_geo(data / "geo.jsonl", out, model=str(tiny), tau=750, settings=cpu_settings(max_steps=1, save_steps=1))
+    assert (out / "checkpoint-1").is_dir()
+    with pytest.raises(TrainError, match="already holds a trained checkpoint"):
+        run_grpo_geo(data / "geo.jsonl", out, model=str(tiny), tau=750, settings=cpu_settings(max_steps=2))
+    with pytest.raises(TrainError, match="no checkpoint-N folder"):
+        run_grpo_geo(
+            data / "geo.jsonl", tmp_path / "fresh", model=str(tiny), tau=750, settings=cpu_settings(resume=True)
+        )
+    calls: list = []
+    geo_fn, format_fn = geo_rewards(750)
+    run_grpo_geo(
+        data / "geo.jsonl",
+        out,
+        model=str(tiny),
+        tau=750,
+        settings=cpu_settings(max_steps=2, save_steps=1, resume=True),
+        reward_funcs=[recording(geo_fn, calls), format_fn],
+    )
+    assert [kwargs["step"] for kwargs, _ in calls] == [1]  # step 0 was done before the restart
+    assert json.loads((out / PROVENANCE_FILE).read_text())["result"]["global_step"] == 2
