@@ -299,7 +299,8 @@ def _dataset(rows: list[dict[str, Any]]):
     if "image" in ds.column_names:
         ds = ds.cast_column("image", datasets.Image())
     if "images" in ds.column_names:
-        ds = ds.cast_column("images", datasets.List(datasets.Image()))
+        list_of = getattr(datasets, "List", datasets.Sequence)  # datasets < 4 calls it Sequence
+        ds = ds.cast_column("images", list_of(datasets.Image()))
     return ds
 
 
