@@ -430,6 +430,16 @@ def _processor(model: str, settings: TrainSettings):
 # --------------------------------------------------------------------------- running
 
 
+def _require_train_extra(lora: bool) -> None:
+    """Say which package is missing before any work is done, and how to get it."""
+    import importlib.util
+
+    needed = ["torch", "transformers", "trl", "datasets", "accelerate"] + (["peft"] if lora else [])
+    missing = [name for name in needed if importlib.util.find_spec(name) is None]
+    if missing:
+        raise TrainError(f"greval train needs {', '.join(missing)}: pip install 'greval[train]'")
+
+
 def _prepare_output(output_dir: str | Path, settings: TrainSettings) -> tuple[Path, str | None]:
     output_dir = Path(output_dir).expanduser()
     if (output_dir / PROVENANCE_FILE).is_file() and not settings.resume:
@@ -520,9 +530,10 @@ def _provenance(stage: str, data: TrainData, model: str, settings: TrainSettings
 
 def run_sft(data: str | Path, output_dir: str | Path, *, model: str, settings: TrainSettings | None = None) -> Path:
     """Stage 1: supervised fine-tuning on chains of thought. Returns the checkpoint folder."""
+    settings = settings or TrainSettings()
+    _require_train_extra(settings.lora)
     from trl import SFTConfig, SFTTrainer
 
-    settings = settings or TrainSettings()
     train = read_sft(data)
     output_dir, resume_from = _prepare_output(output_dir, settings)
     rows = train.rows if settings.train_on_prompt else [to_prompt_completion(r) for r in train.rows]
@@ -555,6 +566,7 @@ def _run_grpo(
     reward_weights: Sequence[float] | None,
     **more: Any,
 ) -> Path:
+    _require_train_extra(settings.lora)
     from trl import GRPOConfig, GRPOTrainer
 
     output_dir, resume_from = _prepare_output(output_dir, settings)
