@@ -510,6 +510,14 @@ def _write_provenance(trainer, output_dir: Path, record: dict[str, Any]) -> None
     write_json_atomic(output_dir / PROVENANCE_FILE, record)
 
 
+def _images_listing_hash(rows: list[dict[str, Any]]) -> str:
+    h = hashlib.sha256()
+    for row in rows:
+        for image in row.get("images") or [row["image"]]:
+            h.update(f"{image}\0{Path(image).stat().st_size}\n".encode())
+    return h.hexdigest()
+
+
 def _provenance(stage: str, data: TrainData, model: str, settings: TrainSettings, **more: Any) -> dict[str, Any]:
     return {
         "stage": stage,
@@ -519,6 +527,8 @@ def _provenance(stage: str, data: TrainData, model: str, settings: TrainSettings
         "data": {
             "path": str(data.path.resolve()),
             "sha256": data.sha256,
+            # Images are not read in full here (20k photos); their paths and sizes are.
+            "images_sha256": _images_listing_hash(data.rows),
             "rows_used": len(data.rows),
             "rows_skipped": data.n_skipped,
             "problems": data.problems[:100],
@@ -598,7 +608,7 @@ def judge_rewards() -> list[Callable[..., list[float]]]:
     return [judge_reward_trl]
 
 
-def geo_rewards(tau: str | float = "country", earth: str = "haversine") -> list[Callable[..., list[float]]]:
+def geo_rewards(tau: str | float, earth: str = "haversine") -> list[Callable[..., list[float]]]:
     """Stage 3's reward functions (TRL shape): geo reward at τ (a stage name, km, or a
     schedule like "country,region@400"), then the format reward."""
     from greval.reward import format_reward_trl, make_geo_reward, parse_tau
@@ -632,7 +642,7 @@ def run_grpo_geo(
     output_dir: str | Path,
     *,
     model: str,
-    tau: str | float = "country",
+    tau: str | float,
     earth: str = "haversine",
     format_weight: float = 1.0,
     settings: TrainSettings | None = None,

@@ -251,6 +251,7 @@ def test_sft_cli_trains_a_checkpoint_the_gre_adapter_loads(tiny, data, tmp_path)
     assert prov["stage"] == "sft" and prov["loss_on"] == "answer"
     assert prov["data"]["sha256"] == hashlib.sha256((data / "sft.json").read_bytes()).hexdigest()
     assert prov["data"]["rows_used"] == N and prov["data"]["rows_skipped"] == 0
+    assert len(prov["data"]["images_sha256"]) == 64
     assert prov["base_model"]["fingerprint"] == folder_fingerprint(tiny)
     assert prov["versions"]["trl"] and prov["versions"]["transformers"] and prov["versions"]["torch"]
     assert prov["result"]["global_step"] == 2 and prov["settings"]["learning_rate"] == 1e-5
@@ -332,6 +333,8 @@ def test_grpo_judge_with_lora_gets_labels_and_saves_a_merged_model(tiny, data, t
 
 def test_grpo_geo_cli_needs_a_valid_tau(tiny, data, tmp_path):
     args = ["grpo-geo", str(data / "geo.jsonl"), "--model", str(tiny), "--output", str(tmp_path / "o"), *CPU]
+    with pytest.raises(TypeError):
+        run_grpo_geo(data / "geo.jsonl", tmp_path / "o", model=str(tiny))  # τ has no default
     missing = CliRunner().invoke(train_cli, args)
     assert missing.exit_code == 2 and "--tau" in missing.output
     bad = CliRunner().invoke(train_cli, [*args, "--tau", "country,city"])
