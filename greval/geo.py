@@ -172,6 +172,32 @@ def _split_part(code: str | None, part: shapely.Geometry) -> str | None:
 
 @functools.lru_cache(maxsize=1)
 def _parts() -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """`_build_parts`, cached on disk as WKB: reading the shapefile costs ~1.7 s a process."""
+    path = cache_dir() / f"countries-{_cache_key()}" / "parts.npz"
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            blob, ends = data["wkb"].tobytes(), data["ends"]
+            starts = np.concatenate([[0], ends[:-1]])
+            parts = shapely.from_wkb([blob[i:j] for i, j in zip(starts, ends, strict=True)])
+            part_code_idx, table = data["codes"], [str(c) for c in data["table"]]
+    except (OSError, ValueError, KeyError):
+        parts, part_code_idx, table = _build_parts()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f"parts.{os.getpid()}.tmp.npz")
+            wkb = list(shapely.to_wkb(parts))  # one byte buffer + end offsets: no padding
+            ends = np.cumsum([len(w) for w in wkb])
+            blob = np.frombuffer(b"".join(wkb), dtype=np.uint8)
+            np.savez(tmp, wkb=blob, ends=ends, codes=part_code_idx, table=np.array(table))
+            os.replace(tmp, path)
+        except OSError:
+            pass  # a read-only cache folder only costs time
+        return parts, part_code_idx, table
+    shapely.prepare(parts)
+    return parts, part_code_idx, table
+
+
+def _build_parts() -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Every polygon part (prepared), its index into the code table, and the table.
 
     Code index 0 is sea, 1 is land that belongs to no country (Bir Tawil, ...): both

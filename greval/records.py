@@ -111,8 +111,13 @@ def iter_raw(run_dir: Path) -> Iterator[dict[str, Any]]:
 
 def read_predictions(run_dir: Path) -> list[dict[str, Any]]:
     """The current record per (task, sample_id): the last one written wins."""
+    return latest_records(iter_raw(run_dir))
+
+
+def latest_records(raw) -> list[dict[str, Any]]:
+    """The last record per (task, sample_id) of an iterable of raw lines."""
     latest: dict[tuple[str, str], dict[str, Any]] = {}
-    for rec in iter_raw(run_dir):
+    for rec in raw:
         latest[(rec["task"], rec["sample_id"])] = rec
     return list(latest.values())
 

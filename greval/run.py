@@ -32,6 +32,7 @@ from greval.records import (
     Prediction,
     PredictionWriter,
     iter_raw,
+    latest_records,
     read_json,
     read_predictions,
     write_json_atomic,
@@ -300,12 +301,12 @@ def _check_resumable(run_dir: Path, opts: RunOptions) -> None:
 
 
 def score_run_dir(
-    run_dir: Path, keys: set[tuple[str, str]] | None, granularities, earth: str, seed: int
+    run_dir: Path, keys: set[tuple[str, str]] | None, granularities, earth: str, seed: int, records=None
 ) -> dict[str, Any]:
     """metrics.json from the records on disk (restricted to `keys` when given)."""
     from greval.score import score_records
 
-    records = read_predictions(run_dir)
+    records = read_predictions(run_dir) if records is None else records
     if keys is not None:
         records = [r for r in records if (r["task"], r["sample_id"]) in keys]
     # Answers land in completion order; sorting makes the seeded bootstrap independent of
@@ -425,7 +426,8 @@ async def _run(opts: RunOptions) -> RunResult:
             ) as bar:
                 await _dispatch(adapter, jobs, on_done, bar)
 
-        metrics = score_run_dir(run_dir, planned, opts.granularities, opts.earth, opts.seed)
+        raw = list(iter_raw(run_dir))  # one pass over the file for metrics and cost
+        metrics = score_run_dir(run_dir, planned, opts.granularities, opts.earth, opts.seed, latest_records(raw))
         info.update(
             {
                 "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -433,7 +435,7 @@ async def _run(opts: RunOptions) -> RunResult:
                 "requests": {"planned": len(planned), "already_done": len(planned & done), "sent": len(jobs), **counts},
                 # Every line on disk is a response that was paid for (cache hits cost 0),
                 # so the folder's total survives crashes and resumes.
-                "cost_usd": round(sum(r.get("cost_usd") or 0.0 for r in iter_raw(run_dir)), 6),
+                "cost_usd": round(sum(r.get("cost_usd") or 0.0 for r in raw), 6),
                 "cost_usd_this_invocation": round(cost, 6),
             }
         )
