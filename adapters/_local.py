@@ -45,7 +45,7 @@ class Checkpoint:
 
 def how_to_pass_local(ref: str) -> str:
     return (
-        f"Download it where you have network access (e.g. `huggingface-cli download {ref} --local-dir ./ckpt`) "
+        f"Download it where you have network access (e.g. `hf download {ref} --local-dir ./ckpt`) "
         "and pass the folder with `--model PATH`."
         if _HUB_ID.match(ref)
         else "Pass a folder holding config.json, the weights and the processor files with `--model PATH`."
