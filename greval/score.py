@@ -220,12 +220,15 @@ def boot_mean(values: np.ndarray, n_total: int, rng: np.random.Generator, n_boot
     m = len(values)
     if m == 0 or n_total == 0:
         return np.full(n_boot, np.nan)
+    # Sorted, so the draws pick the same values whatever order the records came in:
+    # the interval must not change when a run's predictions.jsonl is reordered.
+    values = np.sort(values)
     counts = rng.binomial(n_total, m / n_total, size=n_boot) if m < n_total else np.full(n_boot, m)
     with np.errstate(invalid="ignore", divide="ignore"):
         if m * n_boot <= _PLAIN_BOOTSTRAP_MAX_DRAWS:
             sums = np.array([values[rng.integers(0, m, size=c)].sum() for c in counts])
         else:
-            sums = _stratified_sums(np.sort(values), counts, rng)
+            sums = _stratified_sums(values, counts, rng)
         return np.where(counts > 0, sums / counts, np.nan)
 
 

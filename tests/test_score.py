@@ -222,3 +222,14 @@ def test_score_records_groups_by_task_and_rejects_bad_input():
         summarize([_rec(0, "bogus")], n_boot=0)
     with pytest.raises(ValueError, match="s5"):
         summarize([_rec(5, gt=(None, 0.0))], n_boot=0)
+
+
+def test_cis_do_not_depend_on_record_order():
+    # Regression: the mean intervals (geoscore, mean_km) resampled the values in record
+    # order, so reordering predictions.jsonl moved them.
+    recs = _random_records(300, 5)
+    shuffled = recs.sample(frac=1.0, random_state=1)
+    a = summarize(recs, seed=2, n_boot=200, geocode=False)
+    b = summarize(shuffled, seed=2, n_boot=200, geocode=False)
+    assert a["ci"] == b["ci"]
+    assert a["by_scene"]["urban"]["ci"] == b["by_scene"]["urban"]["ci"]
