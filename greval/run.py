@@ -288,6 +288,22 @@ def _git_commit() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
+# Adapter options that change the answers themselves (not just how fast they come).
+_ANSWER_OPTIONS = ("max_pixels", "min_pixels", "max_image_side", "jpeg_quality", "detail", "reasoning_effort")
+
+
+def _answer_settings(args: dict[str, Any], seed: Any) -> dict[str, Any]:
+    options = args.get("adapter_options") or {}
+    settings = {
+        "--template": args.get("template"),
+        "--max-tokens": args.get("max_tokens"),
+        "--temperature": args.get("temperature"),
+        "--seed": seed,
+    }
+    settings.update({f"--{k.replace('_', '-')}": options.get(k) for k in _ANSWER_OPTIONS})
+    return settings
+
+
 def _check_resumable(run_dir: Path, opts: RunOptions) -> None:
     path = run_dir / RUN_INFO
     if not path.exists():
@@ -297,6 +313,29 @@ def _check_resumable(run_dir: Path, opts: RunOptions) -> None:
         raise RunError(
             f"{run_dir} holds a run of adapter={old.get('adapter')!r} model={old.get('model')!r}; "
             f"it cannot be resumed with adapter={opts.adapter!r} model={opts.model!r}. Choose another --output."
+        )
+    # Answers already there are kept on resume: under other settings they would be
+    # answers to another question, silently mixed under one run.json.
+    before = _answer_settings(old.get("args") or {}, old.get("seed", 0))
+    now = _answer_settings(
+        {
+            "template": opts.template,
+            "max_tokens": opts.max_tokens,
+            "temperature": opts.temperature,
+            "adapter_options": opts.adapter_options,
+        },
+        opts.seed,
+    )
+    shown = {None: "default"}
+    changed = [
+        f"{flag} {shown.get(before[flag], before[flag])} -> {shown.get(now[flag], now[flag])}"
+        for flag in now
+        if before[flag] != now[flag]
+    ]
+    if changed:
+        raise RunError(
+            f"{run_dir} was run with other settings ({', '.join(changed)}): resuming would mix answers "
+            f"made under both. Repeat the first settings to resume, or choose another --output."
         )
 
 

@@ -1,0 +1,42 @@
+"""What a researcher runs into through the CLI: resumes under other settings, empty tasks,
+typos, errored samples. Real files and real `greval` invocations; each test fails
+without the fix it guards."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from greval.cli import main
+from greval.records import read_predictions
+
+
+def _greval(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def _random_run(bench, out, *extra):
+    return _greval("run", "--quiet", "--adapter", "random", "--data", bench, "--tasks", "all", "-o", out, *extra)
+
+
+def test_resume_under_other_answer_settings_is_refused_and_keeps_the_first_answers(fixture_bench, tmp_path):
+    out = tmp_path / "run"
+    assert _random_run(fixture_bench, out, "--limit", "5").exit_code == 0
+    first = {r["sample_id"]: r["output"] for r in read_predictions(out)}
+
+    # Another seed gives the random baseline other answers: the 5 kept would not match run.json.
+    result = _random_run(fixture_bench, out, "--seed", "3")
+    assert result.exit_code == 2
+    assert "--seed 0 -> 3" in result.output and "another --output" in result.output
+    assert {r["sample_id"]: r["output"] for r in read_predictions(out)} == first
+    assert json.loads((out / "run.json").read_text())["seed"] == 0
+
+    result = _random_run(fixture_bench, out, "--max-tokens", "64")
+    assert result.exit_code == 2 and "--max-tokens default -> 64" in result.output
+
+    # The same settings with a larger --limit resume as before.
+    result = _random_run(fixture_bench, out, "--limit", "10")
+    assert result.exit_code == 0, result.output
+    assert len(read_predictions(out)) == 10
+    assert json.loads((out / "run.json").read_text())["requests"]["already_done"] == 5
