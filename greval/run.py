@@ -130,12 +130,27 @@ def _load_task_samples(
                 roots.append(Path(result.root))
         result = cache[key]
         samples = [s for s in result.samples if spec.scene is None or s.scene == spec.scene]
+        if not samples:  # an empty run would only print a blank summary
+            raise RunError(f"task {spec.name}: {_why_empty(spec, result)}")
         samples = [s for s in samples if in_shard(s.sample_id, opts.shard)]
         if opts.limit is not None:
             samples = samples[: opts.limit]
         per_task[spec.name] = samples
         hashes[spec.name] = result.source_hash
     return per_task, hashes, problems, roots
+
+
+def _why_empty(spec: TaskSpec, result: Any) -> str:
+    if result.samples:
+        scenes = Counter(s.scene or "unknown" for s in result.samples)
+        found = ", ".join(f"{k} {v}" for k, v in scenes.most_common())
+        return (
+            f"none of the {len(result.samples)} samples has scene {spec.scene!r} (scenes: {found}); "
+            f"use --tasks all, or label them with --scene-manifest"
+        )
+    if result.problems:
+        return f"no usable sample in the data: all {len(result.problems)} were skipped (first: {result.problems[0]})"
+    return "the data has no samples"
 
 
 def _plan(

@@ -40,3 +40,23 @@ def test_resume_under_other_answer_settings_is_refused_and_keeps_the_first_answe
     assert result.exit_code == 0, result.output
     assert len(read_predictions(out)) == 10
     assert json.loads((out / "run.json").read_text())["requests"]["already_done"] == 5
+
+
+def test_a_task_with_no_samples_stops_with_the_reason_and_writes_no_run_folder(fixture_bench, tmp_path):
+    items = json.loads((fixture_bench / "GREval-Bench.json").read_text(encoding="utf-8"))
+    empty = tmp_path / "empty.json"
+    empty.write_text("[]", encoding="utf-8")
+    result = _random_run(empty, tmp_path / "run")
+    assert result.exit_code == 2 and "task all: the data has no samples" in result.output
+    assert not (tmp_path / "run").exists()
+
+    no_scene = tmp_path / "no_scene.json"
+    no_scene.write_text(json.dumps([{**it, "scene": None, "gt_cot": None} for it in items]), encoding="utf-8")
+    result = _greval("run", "-q", "-a", "random", "--data", no_scene, "--tasks", "landmark", "-o", tmp_path / "r2")
+    assert result.exit_code == 2
+    assert "none of the 24 samples has scene 'landmark'" in result.output and "--scene-manifest" in result.output
+
+    all_bad = tmp_path / "all_bad.json"
+    all_bad.write_text(json.dumps([{**it, "gt_lat": 100} for it in items]), encoding="utf-8")
+    result = _random_run(all_bad, tmp_path / "r3")
+    assert result.exit_code == 2 and "all 24 were skipped" in result.output and "gt_lat 100" in result.output
