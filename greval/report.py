@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from greval.records import METRICS, PREDICTIONS, RUN_INFO, read_json, read_predictions
+from greval.records import ERROR, METRICS, PREDICTIONS, RUN_INFO, read_json, read_predictions
 
 if TYPE_CHECKING:  # pandas is imported where a table is built, so `import greval.report` stays cheap
     import pandas as pd
@@ -446,6 +447,23 @@ def _km(value: Any) -> str:
     return MISSING if _is_missing(value) else f"{float(value):,.1f} km"
 
 
+def _error_causes(run: Run, task: str, shown: int = 3) -> list[str]:
+    """The commonest causes of a task's request errors: a count alone does not say
+    whether a re-run can help (a rate limit) or not (a missing image, no replay row)."""
+    if not (run.path / PREDICTIONS).is_file():
+        return []
+    causes: Counter[str] = Counter()
+    for record in run.predictions:
+        if record.get("task") == task and record.get("status") == ERROR:
+            # The sample id makes every message unique: count the message around it.
+            text = " ".join(str(record.get("error") or "no error message").split())
+            causes[text.replace(str(record.get("sample_id")), "<id>")] += 1
+    lines = [f"    {count} × {cause[:200]}" for cause, count in causes.most_common(shown)]
+    if len(causes) > shown:
+        lines.append(f"    … and {len(causes) - shown} other causes (the `error` field of {PREDICTIONS})")
+    return lines
+
+
 def summary_text(run: Run | str | Path) -> str:
     """A one-screen summary for the end of a run: per task the accuracies, the median
     error, what could not be scored and why, then cost and skipped samples."""
@@ -487,6 +505,7 @@ def summary_text(run: Run | str | Path) -> str:
         )
         if n_errors:
             lines.append(f"  {n_errors} request errors: not scored; re-run the same command to retry them")
+            lines.extend(_error_causes(run, task))
     cost = run.info.get("cost_usd")
     if not _is_missing(cost) and (run.info.get("kind") == "api" or float(cost) > 0):
         lines.append(f"cost: ${float(cost):,.4f}")

@@ -60,3 +60,27 @@ def test_a_task_with_no_samples_stops_with_the_reason_and_writes_no_run_folder(f
     all_bad.write_text(json.dumps([{**it, "gt_lat": 100} for it in items]), encoding="utf-8")
     result = _random_run(all_bad, tmp_path / "r3")
     assert result.exit_code == 2 and "all 24 were skipped" in result.output and "gt_lat 100" in result.output
+
+
+def test_the_run_summary_names_the_causes_of_request_errors(fixture_bench, tmp_path):
+    items = json.loads((fixture_bench / "GREval-Bench.json").read_text(encoding="utf-8"))
+    replay = tmp_path / "outputs.jsonl"  # every sample but the last 4 has a row
+    replay.write_text("".join(json.dumps({"sample_id": it["sample_id"], "output": "1, 2"}) + "\n" for it in items[:-4]))
+    result = _greval(
+        "run", "-q", "-a", "replay", "--predictions", replay, "-m", "m", "--data", fixture_bench, "-o", tmp_path / "r"
+    )
+    assert result.exit_code == 0, result.output
+    assert "4 request errors" in result.output
+    assert f"    4 × no output for sample '<id>' in {replay}\n" in result.output
+
+    adapter = tmp_path / "oom_adapter.py"
+    adapter.write_text(
+        "from greval.adapter import Adapter, register\n\n\n"
+        '@register("oom")\n'
+        "class Oom(Adapter):\n"
+        "    def generate(self, requests):\n"
+        '        raise RuntimeError("CUDA out of memory")\n'
+    )
+    result = _greval("run", "-q", "-a", adapter, "--data", fixture_bench, "--limit", "3", "-o", tmp_path / "r2")
+    assert result.exit_code == 0, result.output
+    assert "    3 × RuntimeError: CUDA out of memory\n" in result.output
