@@ -28,8 +28,9 @@ Rules, applied in this order
      to each other: JSON or python-dict keys at any depth (`{"lat": ..}`,
      `{"location": {"Latitude": "45.465 °"}}`; source "json"), prose and markdown labels
      (`Latitude: 40.75`, `Lat 35.6, Lon 139.7`, `**Latitude:** 48.8566° N`,
-     `48.85 latitude, 2.35 longitude`, Chinese 纬度/经度 and 北纬/南纬/东经/西经; source
-     "labelled"). Values may be strings, carry degree signs, DMS and hemispheres.
+     `48.85 latitude, 2.35 longitude`, Chinese 纬度/经度 and 北纬/南纬/东经/西经, Spanish /
+     Italian / German `Latitud`, `Longitudine`, `Breitengrad`; source "labelled").
+     Values may be strings, carry degree signs, DMS and hemispheres.
    - *Unnamed pairs*: two numbers next to each other, separated by a comma, semicolon,
      slash or space: `(48.85, 2.35)`, `[40.75, -73.96]`, `48.8566, 2.3522`,
      `33.87° S, 151.21° E`, `48°51'24"N 2°21'08"E`. A plain pair is LATITUDE FIRST,
@@ -176,8 +177,10 @@ def _rev_alternation(words: str) -> str:
     return "|".join(re.escape(w[::-1]) for w in sorted(words.split(), key=len, reverse=True))
 
 
-_LAT_WORDS = "lat latitude"
-_LON_WORDS = "lon lng long longitude"
+# English plus the Spanish / Portuguese / Italian / German words models answer with
+# when the prompt or the photo is in that language.
+_LAT_WORDS = "lat latitude latitud latitudine breitengrad"
+_LON_WORDS = "lon lng long longitude longitud longitudine längengrad laengengrad"
 _KEY_SUFFIXES = "_deg _dd _decimal _degrees _value deg dd decimal degrees value"
 _FILLERS = "is of are approx approximately about around roughly near nearly at value equals equal estimated est be would should close to 约 约为 大约 为 是"
 _CONTEXT_WORDS = "coordinate coordinates coord coords gps location position latlng latlon lat_lon lat_lng answer guess point 坐标 經緯度 经纬度"

@@ -251,3 +251,17 @@ def test_huge_answer_keeps_the_answer_at_the_end():
     text = "The scene is a long road. " * 40_000 + "Final answer: 40.4168, -3.7038"
     got = parse_answer(text)
     assert (got.lat, got.lon) == (40.4168, -3.7038)
+
+
+# --- regressions found by the correctness audit
+
+
+def test_spanish_italian_german_axis_labels():
+    # Regression: only English / Chinese labels were read, so these were no_answer.
+    for text in (
+        "Latitud: 40.4168, Longitud: -3.7038",
+        "latitudine 40.4168, longitudine -3.7038",
+        "Breitengrad: 40.4168, Längengrad: -3.7038",
+    ):
+        got = parse_answer(text)
+        assert (got.lat, got.lon, got.status) == (40.4168, -3.7038, ParseStatus.OK), text
