@@ -304,6 +304,7 @@ _REFUSAL_RE = re.compile(
     r"""(?<![A-Za-z])(?:
         can[ \t]?not|can'?t|can’t|couldn'?t|couldn’t|unable|not[ \t]+(?:be[ \t]+)?able|impossible|not[ \t]+possible
       | don'?t[ \t]+know|don’t[ \t]+know|do[ \t]+not[ \t]+know|no[ \t]+way[ \t]+to|sorry|apologi[sz]e|refuse|decline
+      | (?:don'?t|don’t|do[ \t]+not)[ \t]+think[ \t]+(?:I|we)[ \t]+can
       | won'?t[ \t]+be[ \t]+able|unknown|undetermin\w*|indeterminate|not[ \t]+determinable|insufficient
       | not[ \t]+enough[ \t]+(?:information|detail|details|clues|context|visual)|no[ \t]+(?:clear|identifiable|distinctive|definitive|discernible|recognizable|obvious)
       | n/a|null|none|nan|no[ \t]+answer|privacy

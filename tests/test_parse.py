@@ -265,3 +265,10 @@ def test_spanish_italian_german_axis_labels():
     ):
         got = parse_answer(text)
         assert (got.lat, got.lon, got.status) == (40.4168, -3.7038, ParseStatus.OK), text
+
+
+def test_i_dont_think_i_can_is_a_refusal():
+    # Regression: "I don't think I can reliably determine ..." was no_answer, not refusal.
+    text = "I don't think I can reliably determine where this photo was taken. It shows an office."
+    assert parse_answer(text).status is ParseStatus.REFUSAL
+    assert parse_answer("I don't think I can be sure, but my guess is 48.85, 2.35").ok
