@@ -272,3 +272,11 @@ def test_i_dont_think_i_can_is_a_refusal():
     text = "I don't think I can reliably determine where this photo was taken. It shows an office."
     assert parse_answer(text).status is ParseStatus.REFUSAL
     assert parse_answer("I don't think I can be sure, but my guess is 48.85, 2.35").ok
+
+
+def test_dms_seconds_quote_escaped_inside_json_strings():
+    # Regression: the JSON-escaped seconds mark (\") hid the DMS value: no_answer.
+    text = '{"latitude": "48°51\'24\\"N", "longitude": "2°21\'08\\"E"}'
+    got = parse_answer(text)
+    assert got.ok
+    assert (got.lat, got.lon) == pytest.approx((48 + 51 / 60 + 24 / 3600, 2 + 21 / 60 + 8 / 3600))
