@@ -65,7 +65,8 @@ Rules, applied in this order
    b. Otherwise the LAST candidate is the answer (reasoning comes before conclusions).
    c. Candidates introduced as alternatives are skipped unless nothing else is left:
       an "alternatively", "or", "could also be", "rather than", "less likely", "ruled
-      out"... in the same sentence before it, or a ranked list item 2, 3, ...
+      out", "X, not Y" (but not "not far")... in the same sentence before it, or a
+      ranked list item 2, 3, ...
       ("2. Lyon (45.76, 4.83)"). So "Paris (48.85, 2.35) or maybe Lyon (45.76, 4.83)"
       is Paris and a ranked list is its first item.
    d. Named coordinates beat unnamed pairs in the same span (a JSON answer followed by
@@ -290,6 +291,7 @@ _ALTERNATIVE = re.compile(
       | second(?:ary)?[ \t]+(?:guess|choice|candidate|option|possibility)|could[ \t]+also[ \t]+be|might[ \t]+also[ \t]+be
       | may[ \t]+also[ \t]+be|less[ \t]+likely|unlikely|runner[- ]up|backup|rather[ \t]+than|instead[ \t]+of
       | rul(?:e|ed|ing)[ \t]+out|ruled|excluded?|not[ \t]+(?:the[ \t]+)?(?:answer|location|it)|or
+      | (?<=[,;—–])[ \t]*not(?=[ \t]+(?!(?:far|too|very|so|much|more|less|only|just|quite|exactly|that|sure|certain)(?![A-Za-z])))
       | 或者|也可能|备选
     )(?![A-Za-z])""",
     re.IGNORECASE | re.VERBOSE,

@@ -280,3 +280,12 @@ def test_dms_seconds_quote_escaped_inside_json_strings():
     got = parse_answer(text)
     assert got.ok
     assert (got.lat, got.lon) == pytest.approx((48 + 51 / 60 + 24 / 3600, 2 + 21 / 60 + 8 / 3600))
+
+
+def test_x_comma_not_y_skips_the_rejected_place():
+    # Regression: "Paris (..), not Lyon (..)" answered Lyon, the place the model rejected.
+    got = parse_answer("The location is Paris (48.8566, 2.3522), not Lyon (45.7640, 4.8357).")
+    assert (got.lat, got.lon) == (48.8566, 2.3522)
+    # "not far" is no rejection
+    got = parse_answer("It is Marseille (43.2965, 5.3698); in fact Lyon, not far from (45.7640, 4.8357).")
+    assert (got.lat, got.lon) == (45.7640, 4.8357)
