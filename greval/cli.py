@@ -71,6 +71,18 @@ def _split(text: str | None) -> list[str] | None:
     return [t.strip() for t in text.split(",") if t.strip()] if text else None
 
 
+def _granularities(text: str | None, param_hint: str = "--granularity") -> list[str] | None:
+    """The comma-separated granularity names, checked here so a typo gets one line."""
+    names = _split(text)
+    if names:
+        from greval.score import GRANULARITIES
+
+        bad = [g for g in names if g not in GRANULARITIES]
+        if bad:
+            raise click.BadParameter(f"{bad}; choose from {', '.join(GRANULARITIES)}", param_hint=param_hint)
+    return names
+
+
 @main.command(epilog=EXAMPLES)
 @click.option(
     "--adapter",
@@ -237,13 +249,7 @@ def run(
         options["max_new_tokens"] = max_tokens
     if temperature is not None:
         options["temperature"] = temperature
-    granularities = _split(granularity)
-    if granularities:
-        from greval.score import GRANULARITIES
-
-        bad = [g for g in granularities if g not in GRANULARITIES]
-        if bad:
-            raise click.BadParameter(f"{bad}; choose from {', '.join(GRANULARITIES)}", param_hint="--granularity")
+    granularities = _granularities(granularity)
     opts = RunOptions(
         adapter=adapter,
         tasks=_split(tasks) or [],
@@ -321,26 +327,35 @@ def compare(run_a, run_b, granularity, seed, as_json) -> None:
 
     from greval.compare import compare_records
     from greval.records import read_predictions
+    from greval.report import ReportError
 
-    result = compare_records(read_predictions(run_a), read_predictions(run_b), _split(granularity), seed=seed)
+    names = _granularities(granularity)
+    result = compare_records(read_predictions(run_a), read_predictions(run_b), names, seed=seed)
+    if not result["tasks"]:
+        only = f"A has {result['only_in_a'] or 'no answers'}, B has {result['only_in_b'] or 'no answers'}"
+        raise ReportError(f"{run_a} and {run_b} have no task with answers in common ({only})")
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
+    for run, only in ((run_a, result["only_in_a"]), (run_b, result["only_in_b"])):
+        if only:
+            click.echo(f"not compared: task(s) {', '.join(only)} only in {run}", err=True)
     for task, metrics in result["tasks"].items():
         click.echo(f"\n{task}  (A = {run_a.name}, B = {run_b.name})")
-        click.echo(f"  {'metric':<16}{'A':>10}{'B':>10}{'A-B':>10}  {'95% CI of A-B':<22}{'p':>9}  n")
+        click.echo(f"  {'metric':<16}{'A':>12}{'B':>12}{'A-B':>12}  {'95% CI of A-B':<24}{'p':>9}  n")
         for name, m in metrics.items():
             ci = m.get("ci") or [None, None]
             cells = [_num(m.get("a")), _num(m.get("b")), _num(m.get("diff"))]
             ci_text = f"[{_num(ci[0]).strip()}, {_num(ci[1]).strip()}]"
             p = m.get("p_value")
             click.echo(
-                f"  {name:<16}{cells[0]}{cells[1]}{cells[2]}  {ci_text:<22}{(f'{p:.4f}' if p is not None else '–'):>9}  {m.get('n')}"
+                f"  {name:<16}{cells[0]}{cells[1]}{cells[2]}  {ci_text:<24}{(f'{p:.4f}' if p is not None else '–'):>9}  {m.get('n')}"
             )
 
 
 def _num(x) -> str:
-    return f"{x:>10.4f}" if isinstance(x, (int, float)) else f"{'–':>10}"
+    # 12 wide: a GeoScore or km difference (-1706.0805) must not run into its neighbour.
+    return f"{x:>12.4f}" if isinstance(x, (int, float)) else f"{'–':>12}"
 
 
 @main.command("tasks")
@@ -434,7 +449,14 @@ def merge(run_dirs, output) -> None:
 def leaderboard(run_dirs, out, data_root, granularity) -> None:
     """Build a static HTML leaderboard (SITE/index.html) that works offline from file://."""
     from greval.leaderboard import build_site
+    from greval.records import RUN_INFO
+    from greval.report import ReportError, load_run
 
+    _granularities(granularity)
+    for run_dir in run_dirs:  # a folder that is not a run: one line naming it
+        load_run(run_dir)
+        if not (run_dir / RUN_INFO).is_file():
+            raise ReportError(f"{run_dir} is not a greval run folder: no {RUN_INFO}")
     index = build_site(list(run_dirs), out, data_root=data_root, granularity_for_significance=granularity)
     click.echo(f"leaderboard: {index}")
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from click.testing import CliRunner
 
 from greval.cli import main
@@ -84,3 +85,45 @@ def test_the_run_summary_names_the_causes_of_request_errors(fixture_bench, tmp_p
     result = _greval("run", "-q", "-a", adapter, "--data", fixture_bench, "--limit", "3", "-o", tmp_path / "r2")
     assert result.exit_code == 0, result.output
     assert "    3 × RuntimeError: CUDA out of memory\n" in result.output
+
+
+def test_compare_and_leaderboard_reject_typos_and_non_runs_in_one_line(fixture_bench, tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert _random_run(fixture_bench, a).exit_code == 0
+    assert _random_run(fixture_bench, b, "--seed", "1").exit_code == 0
+    for command in (["compare", a, b], ["leaderboard", a, b, "--out", tmp_path / "site"]):
+        result = _greval(*command, "--granularity", "cty")
+        assert result.exit_code == 2 and "choose from street, city" in result.output
+        assert "unexpected" not in result.output and "Traceback" not in result.output
+
+    not_a_run = tmp_path / "not_a_run"
+    not_a_run.mkdir()
+    result = _greval("leaderboard", a, not_a_run, "--out", tmp_path / "site")
+    assert result.exit_code == 2
+    assert f"greval: error: {not_a_run} is not a greval run folder" in result.output
+
+    # No task in common: say so, instead of printing nothing and exiting 0.
+    other = tmp_path / "other"
+    assert _greval("run", "-q", "-a", "random", "--data", fixture_bench, "-t", "urban", "-o", other).exit_code == 0
+    result = _greval("compare", a, other)
+    assert result.exit_code == 2 and "no task with answers in common" in result.output
+
+
+def test_compare_columns_stay_apart_for_large_differences(fixture_bench, tmp_path):
+    items = json.loads((fixture_bench / "GREval-Bench.json").read_text(encoding="utf-8"))
+    exact = tmp_path / "exact.jsonl"  # GeoScore 5000 everywhere: differences of thousands vs random
+    exact.write_text(
+        "".join(
+            json.dumps({"sample_id": it["sample_id"], "output": f"{it['gt_lat']}, {it['gt_lon']}"}) + "\n"
+            for it in items
+        )
+    )
+    a = tmp_path / "a"
+    run = _greval("run", "-q", "-a", "replay", "--predictions", exact, "-m", "m", "--data", fixture_bench, "-o", a)
+    assert run.exit_code == 0, run.output
+    assert _random_run(fixture_bench, tmp_path / "b").exit_code == 0
+    result = _greval("compare", tmp_path / "b", a)  # A - B is about -4750
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.output.splitlines() if line.strip().startswith("geoscore"))
+    a_value, b_value, diff = row.split()[1:4]  # run together, these would be fewer fields
+    assert float(b_value) == pytest.approx(5000) and float(diff) == pytest.approx(float(a_value) - float(b_value))
