@@ -161,6 +161,15 @@ class _Scored:
         no_coords = self.ok & ~(np.isfinite(lat) & np.isfinite(lon))
         if no_coords.any():
             raise ValueError(f"sample {sample_ids[no_coords][0]!r} has status 'ok' but no lat/lon")
+        # The parser never calls such an answer "ok"; a hand-made or merged file might,
+        # and haversine would quietly wrap it into some distance.
+        off_globe = self.ok & ~no_coords & ((np.abs(lat) > 90.0) | (np.abs(lon) > 180.0))
+        if off_globe.any():
+            i = np.flatnonzero(off_globe)[0]
+            raise ValueError(
+                f"sample {sample_ids[i]!r} has status 'ok' but lat/lon ({lat[i]:g}, {lon[i]:g}) is off the globe; "
+                "its status should be 'out_of_range'"
+            )
         self.n = len(self.status)
         self.distance = np.full(self.n, np.nan)
         self.distance[self.ok] = distance_km(gt_lat[self.ok], gt_lon[self.ok], lat[self.ok], lon[self.ok], earth=earth)

@@ -233,3 +233,13 @@ def test_cis_do_not_depend_on_record_order():
     b = summarize(shuffled, seed=2, n_boot=200, geocode=False)
     assert a["ci"] == b["ci"]
     assert a["by_scene"]["urban"]["ci"] == b["by_scene"]["urban"]["ci"]
+
+
+def test_ok_record_with_coordinates_off_the_globe_is_rejected():
+    # Regression: an "ok" record with lat 95 was scored with a wrapped haversine distance.
+    with pytest.raises(ValueError, match="s7.*out_of_range"):
+        summarize([_rec(7, lat=95.0, lon=0.0)], n_boot=0, geocode=False)
+    with pytest.raises(ValueError, match="s8"):
+        summarize([_rec(8, lat=0.0, lon=-180.5)], n_boot=0, geocode=False)
+    # the edges of the globe are fine
+    assert summarize([_rec(9, lat=-90.0, lon=180.0)], n_boot=0, geocode=False)["n_parsed"] == 1
