@@ -95,7 +95,14 @@ def _median(d: np.ndarray) -> float | None:
 
 
 def compare_task(
-    a: pd.DataFrame, b: pd.DataFrame, names: list[str], *, seed: int, n_boot: int, group: str = ""
+    a: pd.DataFrame,
+    b: pd.DataFrame,
+    names: list[str],
+    *,
+    seed: int,
+    n_boot: int,
+    group: str = "",
+    earth: str = "haversine",
 ) -> dict[str, Any]:
     """Paired comparison of two runs' records of one task (errors already dropped)."""
     a = a.drop_duplicates("sample_id", keep="last").set_index(a["sample_id"].astype(str).rename("_key"))
@@ -105,7 +112,7 @@ def compare_task(
     n = len(common)
     if n == 0:
         return {}
-    sa, sb = _Scored(a, names, "haversine", True), _Scored(b, names, "haversine", True)
+    sa, sb = _Scored(a, names, earth, True), _Scored(b, names, earth, True)
     out: dict[str, Any] = {}
     binary = {acc_key(name): (sa.hits[name], sb.hits[name]) for name in names}
     binary["country_acc"] = (sa.country_hit, sb.country_hit)
@@ -133,12 +140,19 @@ def compare_task(
 
 
 def compare_records(
-    records_a, records_b, granularities: Sequence[str] | None = None, *, seed: int = 0, n_boot: int = 1000
+    records_a,
+    records_b,
+    granularities: Sequence[str] | None = None,
+    *,
+    seed: int = 0,
+    n_boot: int = 1000,
+    earth: str = "haversine",
 ) -> dict[str, Any]:
     """{"tasks": {task: {metric: {"a", "b", "diff", "ci", "p_value", "n", "test"}}}}.
 
     Tasks present in only one run are skipped (listed under "only_in_a" / "only_in_b").
-    Distances use the haversine sphere, as in greval.score's default.
+    Distances use `earth` as in greval.score ("haversine" sphere by default, or
+    "geodesic"): pass the runs' own setting so the numbers match their metrics.json.
     """
     names = _granularity_names(granularities)
     fa, fb = _frame(records_a), _frame(records_b)
@@ -152,7 +166,13 @@ def compare_records(
     result: dict[str, Any] = {"tasks": {}}
     for task in sorted(tasks_a & tasks_b, key=str):
         metrics = compare_task(
-            fa[fa["task"] == task], fb[fb["task"] == task], names, seed=seed, n_boot=n_boot, group=str(task)
+            fa[fa["task"] == task],
+            fb[fb["task"] == task],
+            names,
+            seed=seed,
+            n_boot=n_boot,
+            group=str(task),
+            earth=earth,
         )
         if metrics:
             result["tasks"][str(task)] = metrics

@@ -85,3 +85,17 @@ def test_reproducible_with_seed():
     rng = np.random.default_rng(1)
     a, b = _run(80, rng.random(80) < 0.6), _run(80, rng.random(80) < 0.4)
     assert compare_records(a, b, seed=5, n_boot=200) == compare_records(a, b, seed=5, n_boot=200)
+
+
+def test_earth_model_matches_the_runs_metrics():
+    # Regression: compare always used the haversine sphere, so for a run scored with
+    # --earth geodesic its accuracies disagreed with the run's metrics.json.
+    from greval.score import distance_km, summarize
+
+    lat = 25.05 / 111.195  # due north of (0, 0): ~25.05 km on the sphere, ~24.9 km on WGS-84
+    assert distance_km(0, 0, lat, 0) > 25 > distance_km(0, 0, lat, 0, earth="geodesic")
+    a = [{"sample_id": "s0", "task": "t", "status": "ok", "lat": lat, "lon": 0.0, "gt_lat": 0.0, "gt_lon": 0.0}]
+    b = [{**a[0], "status": "refusal", "lat": None, "lon": None}]
+    for earth, hit in (("haversine", 0.0), ("geodesic", 1.0)):
+        out = compare_records(a, b, ["city"], n_boot=50, earth=earth)["tasks"]["t"]["acc@25km"]
+        assert out["a"] == hit == summarize(a, ["city"], n_boot=0, earth=earth, geocode=False)["acc@25km"]
