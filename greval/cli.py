@@ -306,12 +306,36 @@ def report(run_dirs, fmt, tasks, scenes, plots) -> None:
     else:
         table = metrics_table(runs, _split(tasks))
     click.echo(render(table, fmt))
+    for note in _sample_notes(runs, _split(tasks)):
+        click.echo(f"note: {note}", err=True)
     if plots:
         from greval.plots import make_plots
 
         out = Path(run_dirs[0]) / "plots"
         paths = make_plots(runs, out)
         click.echo(f"plots: {len(paths)} files in {out}", err=True)
+
+
+def _sample_notes(runs, tasks: list[str] | None) -> list[str]:
+    """What a table's N hides: samples that errored (left out of N), and runs that
+    were scored on different numbers of samples of the same task."""
+    notes: list[str] = []
+    n_by_task: dict[str, list[tuple[str, int | None]]] = {}
+    for run in runs:
+        for task, block in run.metrics["tasks"].items():
+            if tasks and task not in tasks:
+                continue
+            n_by_task.setdefault(task, []).append((run.label, block.get("n")))
+            if block.get("n_errors"):
+                notes.append(
+                    f"{run.label} / {task}: {block['n_errors']} samples errored and are not in N "
+                    f"(re-run the same command on {run.path} to fill them)"
+                )
+    for task, counts in n_by_task.items():
+        if len({n for _, n in counts}) > 1:
+            shown = ", ".join(f"{label} {n}" for label, n in counts)
+            notes.append(f"{task}: the runs were scored on different numbers of samples ({shown})")
+    return notes
 
 
 @main.command()

@@ -127,3 +127,19 @@ def test_compare_columns_stay_apart_for_large_differences(fixture_bench, tmp_pat
     row = next(line for line in result.output.splitlines() if line.strip().startswith("geoscore"))
     a_value, b_value, diff = row.split()[1:4]  # run together, these would be fewer fields
     assert float(b_value) == pytest.approx(5000) and float(diff) == pytest.approx(float(a_value) - float(b_value))
+
+
+def test_report_says_when_n_hides_errored_samples_or_differs_between_runs(fixture_bench, tmp_path):
+    items = json.loads((fixture_bench / "GREval-Bench.json").read_text(encoding="utf-8"))
+    replay = tmp_path / "outputs.jsonl"  # 4 samples without an answer
+    replay.write_text("".join(json.dumps({"sample_id": it["sample_id"], "output": "1, 2"}) + "\n" for it in items[4:]))
+    a, b = tmp_path / "replayed", tmp_path / "random"
+    run = _greval("run", "-q", "-a", "replay", "--predictions", replay, "-m", "m", "--data", fixture_bench, "-o", a)
+    assert run.exit_code == 0, run.output
+    assert _random_run(fixture_bench, b).exit_code == 0
+
+    result = _greval("report", a, b, "--no-plots")
+    assert result.exit_code == 0, result.output
+    assert "| m | all | 20 |" in result.stdout
+    assert f"note: m / all: 4 samples errored and are not in N (re-run the same command on {a}" in result.stderr
+    assert "note: all: the runs were scored on different numbers of samples (m 20, random 24)" in result.stderr
