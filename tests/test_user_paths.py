@@ -143,3 +143,20 @@ def test_report_says_when_n_hides_errored_samples_or_differs_between_runs(fixtur
     assert "| m | all | 20 |" in result.stdout
     assert f"note: m / all: 4 samples errored and are not in N (re-run the same command on {a}" in result.stderr
     assert "note: all: the runs were scored on different numbers of samples (m 20, random 24)" in result.stderr
+
+
+def test_output_piped_into_a_closed_reader_is_not_reported_as_an_error(fixture_bench, tmp_path):
+    import subprocess
+    import sys
+
+    assert _random_run(fixture_bench, tmp_path / "r").exit_code == 0
+    # `greval report RUN | head -1`, with head gone before greval writes.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "greval", "report", str(tmp_path / "r"), "--no-plots"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    proc.stdout.close()
+    stderr = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 1
+    assert "BrokenPipe" not in stderr and "unexpected" not in stderr
