@@ -147,6 +147,14 @@ def load_samples(source: dict, data: str | Path | None = None, manifest: str | P
     loader = _LOADERS.get(fmt)
     if loader is None:
         raise DataError(f"unknown dataset format {fmt!r}; use one of: {', '.join(FORMATS)}")
+    # A misspelt key (`id_colum:`) would otherwise be ignored and its default used in silence.
+    unknown = sorted(set(source) - _SOURCE_KEYS[fmt])
+    if unknown:
+        raise DataError(
+            f"unknown `dataset:` key(s) {unknown} for format {fmt!r}; known: {', '.join(sorted(_SOURCE_KEYS[fmt]))}"
+        )
+    if source.get("image_search") not in (None, "recursive"):
+        raise DataError(f"`image_search: {source['image_search']}` is not known; the only value is `recursive`")
     with _gc_paused():
         result = loader(source, data)
         result.format = fmt
@@ -770,6 +778,14 @@ def _load_hf(source: dict, data: str | Path | None) -> LoadResult:
     digest = pd.util.hash_pandas_object(table[key_columns], index=True).to_numpy().tobytes() if key_columns else b""
     return LoadResult(rows.samples, rows.problems(), _hash_bytes(digest), root=base if paths_as_text else None)
 
+
+_COLUMN_KEYS = {"id_column", "lat_column", "lon_column", "image_column", "scene_column", "cot_column"}
+_SOURCE_KEYS: dict[str, set[str]] = {
+    "greval-bench": {"format", "path", "file", "hub", "revision"},
+    "table": {"format", "path", "file", "image_template", "image_dir", "image_search", *_COLUMN_KEYS},
+    "exif": {"format", "path"},
+    "hf": {"format", "path", "split", "config", "data_files", "builder", *_COLUMN_KEYS},
+}
 
 _LOADERS: dict[str, Callable[[dict, str | Path | None], LoadResult]] = {
     "greval-bench": _load_greval_bench,

@@ -160,3 +160,24 @@ def test_output_piped_into_a_closed_reader_is_not_reported_as_an_error(fixture_b
     stderr = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 1
     assert "BrokenPipe" not in stderr and "unexpected" not in stderr
+
+
+def test_a_misspelt_dataset_key_in_a_task_file_is_named_not_ignored(fixture_bench, tmp_path):
+    tasks = tmp_path / "my tasks"
+    tasks.mkdir()
+    # `fil` ignored would mean GREval-Bench.json read instead of other.json, in silence.
+    (tasks / "mine.yaml").write_text(
+        "dataset: {format: greval-bench, path: DIR, fil: other.json}\n".replace("DIR", str(fixture_bench)),
+        encoding="utf-8",
+    )
+    result = _greval("run", "-q", "-a", "random", "-t", "mine", "--include-path", tasks, "-o", tmp_path / "r")
+    assert result.exit_code == 2
+    assert "unknown `dataset:` key(s) ['fil'] for format 'greval-bench'" in result.output
+    assert not (tmp_path / "r").exists()
+
+    (tasks / "osv.yaml").write_text(
+        "dataset: {format: table, file: test.csv, image_dir: images, image_search: recursiv}\n", encoding="utf-8"
+    )
+    (tmp_path / "test.csv").write_text("id,latitude,longitude\n1,10,20\n", encoding="utf-8")
+    result = _greval("data", "validate", "--task", tasks / "osv.yaml", "--data", tmp_path / "test.csv")
+    assert result.exit_code == 2 and "`image_search: recursiv` is not known" in result.output
