@@ -460,6 +460,14 @@ def merge(run_dirs, output) -> None:
 
     merge_runs(list(run_dirs), output)
     _print_summary(output)
+    from greval.records import RUN_INFO, read_json
+
+    missing = read_json(output / RUN_INFO).get("missing_shards")
+    if missing:
+        click.echo(
+            f"greval: warning: shard(s) {', '.join(missing)} not among the merged runs: part of the data is missing",
+            err=True,
+        )
 
 
 @main.command()

@@ -25,6 +25,13 @@ def merge_runs(run_dirs: list[Path], output: Path) -> dict:
     if (Path(output) / "predictions.jsonl").exists():
         raise MergeError(f"{output} already holds predictions; choose a new folder")
 
+    shards = [tuple(s) for i in infos if (s := i.get("args", {}).get("shard"))]
+    counts = sorted({n for _, n in shards})
+    if len(counts) > 1:
+        raise MergeError(f"the runs were split different ways (--shard .../{' and .../'.join(map(str, counts))})")
+    # A forgotten node's folder would otherwise pass for the whole benchmark.
+    missing = [f"{i}/{counts[0]}" for i in range(counts[0]) if (i, counts[0]) not in shards] if counts else []
+
     merged: dict[tuple[str, str], dict] = {}
     for d in run_dirs:
         for rec in read_predictions(Path(d)):
@@ -43,6 +50,7 @@ def merge_runs(run_dirs: list[Path], output: Path) -> dict:
         "run_id": Path(output).name,
         "merged_from": [str(d) for d in run_dirs],
         "shards": [i.get("args", {}).get("shard") for i in infos],
+        "missing_shards": missing,
         "cost_usd": round(sum(i.get("cost_usd") or 0.0 for i in infos), 6),
         "samples_per_task": _sum_counts(i.get("samples_per_task", {}) for i in infos),
     }

@@ -181,3 +181,20 @@ def test_a_misspelt_dataset_key_in_a_task_file_is_named_not_ignored(fixture_benc
     (tmp_path / "test.csv").write_text("id,latitude,longitude\n1,10,20\n", encoding="utf-8")
     result = _greval("data", "validate", "--task", tasks / "osv.yaml", "--data", tmp_path / "test.csv")
     assert result.exit_code == 2 and "`image_search: recursiv` is not known" in result.output
+
+
+def test_merge_warns_about_a_missing_shard_and_refuses_mixed_splits(fixture_bench, tmp_path):
+    for i in range(3):
+        assert _random_run(fixture_bench, tmp_path / f"s{i}", "--shard", f"{i}/3").exit_code == 0
+    result = _greval("merge", tmp_path / "s0", tmp_path / "s2", "-o", tmp_path / "partial")
+    assert result.exit_code == 0, result.output
+    assert "shard(s) 1/3 not among the merged runs" in result.output
+    assert json.loads((tmp_path / "partial" / "run.json").read_text())["missing_shards"] == ["1/3"]
+
+    result = _greval("merge", tmp_path / "s0", tmp_path / "s1", tmp_path / "s2", "-o", tmp_path / "whole")
+    assert result.exit_code == 0 and "not among the merged runs" not in result.output
+    assert len(read_predictions(tmp_path / "whole")) == 24
+
+    assert _random_run(fixture_bench, tmp_path / "h0", "--shard", "0/2").exit_code == 0
+    result = _greval("merge", tmp_path / "s0", tmp_path / "h0", "-o", tmp_path / "mixed")
+    assert result.exit_code == 2 and "split different ways" in result.output
