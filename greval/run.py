@@ -153,6 +153,14 @@ def _why_empty(spec: TaskSpec, result: Any) -> str:
     return "the data has no samples"
 
 
+def _problem_kind(message: str) -> str:
+    """A data problem without the values that make each message unique, for counting:
+    "LON 200.0 is out of range [-180, 180]" and "LON 181 is out of range …" are one kind."""
+    kind = re.split(r": | \(|;", message, maxsplit=1)[0]  # the first clause
+    kind = re.sub(r" (?:'[^']*'|\"[^\"]*\"|-?\d[\d.]*(?:e[+-]?\d+)?)(?= )", "", kind)  # values
+    return re.sub(r"\b(row|item) \d+ ", r"\1 ", kind).strip()
+
+
 def _plan(
     specs: list[TaskSpec],
     per_task: dict[str, list[Sample]],
@@ -443,8 +451,7 @@ async def _run(opts: RunOptions) -> RunResult:
             "data_hash": data_hashes,
             "data_dir": str(data_dir.resolve()) if data_dir else None,
             "samples_per_task": {name: len(samples) for name, samples in per_task.items()},
-            # Counted by the cause's first clause, e.g. "latitude out of range".
-            "skipped": dict(Counter(p.message.split(":")[0].strip() for p in problems)),
+            "skipped": dict(Counter(_problem_kind(p.message) for p in problems)),
             "adapter_info": adapter.info(),
         }
         write_json_atomic(run_dir / RUN_INFO, info)

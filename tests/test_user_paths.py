@@ -198,3 +198,17 @@ def test_merge_warns_about_a_missing_shard_and_refuses_mixed_splits(fixture_benc
     assert _random_run(fixture_bench, tmp_path / "h0", "--shard", "0/2").exit_code == 0
     result = _greval("merge", tmp_path / "s0", tmp_path / "h0", "-o", tmp_path / "mixed")
     assert result.exit_code == 2 and "split different ways" in result.output
+
+
+def test_skipped_samples_are_counted_by_kind_not_by_value(fixture_bench, tmp_path):
+    items = json.loads((fixture_bench / "GREval-Bench.json").read_text(encoding="utf-8"))
+    items[0]["gt_lat"], items[1]["gt_lat"], items[2]["gt_lat"] = 91, -100.5, 1e300
+    items[3]["sample_id"] = items[4]["sample_id"]
+    data = tmp_path / "bench.json"
+    data.write_text(json.dumps(items, indent=1), encoding="utf-8")
+    (tmp_path / "imgs").symlink_to(fixture_bench / "imgs")
+    result = _random_run(data, tmp_path / "r")
+    assert result.exit_code == 0, result.output
+    skipped = json.loads((tmp_path / "r" / "run.json").read_text())["skipped"]
+    assert skipped == {"gt_lat is out of range [-90, 90]": 3, "duplicate sample id": 1}
+    assert "skipped 4 samples (gt_lat is out of range [-90, 90]: 3, duplicate sample id: 1)" in result.output
