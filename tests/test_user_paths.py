@@ -212,3 +212,16 @@ def test_skipped_samples_are_counted_by_kind_not_by_value(fixture_bench, tmp_pat
     skipped = json.loads((tmp_path / "r" / "run.json").read_text())["skipped"]
     assert skipped == {"gt_lat is out of range [-90, 90]": 3, "duplicate sample id": 1}
     assert "skipped 4 samples (gt_lat is out of range [-90, 90]: 3, duplicate sample id: 1)" in result.output
+
+
+def test_the_commands_in_task_file_comments_use_options_greval_run_has():
+    import re
+    from pathlib import Path
+
+    known = {opt for param in main.commands["run"].params for opt in param.opts}
+    tasks = Path(__file__).parent.parent / "tasks"
+    for path in tasks.glob("*.yaml"):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.startswith("#") and "greval run" in line:
+                used = set(re.findall(r"(?<!\w)--[a-z][a-z-]*", line.split("greval run", 1)[1]))
+                assert used <= known, (path.name, sorted(used - known))
