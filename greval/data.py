@@ -158,6 +158,8 @@ def load_samples(source: dict, data: str | Path | None = None, manifest: str | P
     with _gc_paused():
         result = loader(source, data)
         result.format = fmt
+        # Every loader problem left its row out; the scene problems after them do not.
+        result.extra["n_skipped"] = len(result.problems)
         result.problems.extend(assign_scenes(result.samples, manifest))
     return result
 

@@ -110,15 +110,16 @@ def _default_run_dir(opts: RunOptions) -> Path:
 
 def _load_task_samples(
     specs: list[TaskSpec], opts: RunOptions
-) -> tuple[dict[str, list[Sample]], dict[str, str], list, list[Path]]:
-    """Samples per task; each distinct dataset is loaded once. Also the data's problems
-    (most name a skipped sample) and the folders image paths are relative to."""
+) -> tuple[dict[str, list[Sample]], dict[str, str], list, list, list[Path]]:
+    """Samples per task; each distinct dataset is loaded once. Also the data's problems,
+    those of them that left a sample out, and the folders image paths are relative to."""
     from greval.data import load_samples
 
     cache: dict[str, Any] = {}
     per_task: dict[str, list[Sample]] = {}
     hashes: dict[str, str] = {}
     problems: list = []
+    skipped: list = []
     roots: list[Path] = []
     for spec in specs:
         key = repr(sorted(spec.dataset.items()))
@@ -126,6 +127,7 @@ def _load_task_samples(
             result = load_samples(spec.dataset, data=opts.data, manifest=opts.scene_manifest)
             cache[key] = result
             problems.extend(result.problems)
+            skipped.extend(result.problems[: result.extra.get("n_skipped", len(result.problems))])
             if result.root is not None:
                 roots.append(Path(result.root))
         result = cache[key]
@@ -137,7 +139,7 @@ def _load_task_samples(
             samples = samples[: opts.limit]
         per_task[spec.name] = samples
         hashes[spec.name] = result.source_hash
-    return per_task, hashes, problems, roots
+    return per_task, hashes, problems, skipped, roots
 
 
 def _why_empty(spec: TaskSpec, result: Any) -> str:
@@ -148,8 +150,8 @@ def _why_empty(spec: TaskSpec, result: Any) -> str:
             f"none of the {len(result.samples)} samples has scene {spec.scene!r} (scenes: {found}); "
             f"use --tasks all, or label them with --scene-manifest"
         )
-    if result.problems:
-        return f"no usable sample in the data: all {len(result.problems)} were skipped (first: {result.problems[0]})"
+    if result.extra.get("n_skipped", len(result.problems)):
+        return f"no usable sample in the data: all {result.extra.get('n_skipped', len(result.problems))} were skipped (first: {result.problems[0]})"
     return "the data has no samples"
 
 
@@ -400,7 +402,7 @@ async def _run(opts: RunOptions) -> RunResult:
     run_dir = Path(opts.output) if opts.output else _default_run_dir(opts)
     _check_resumable(run_dir, opts)
     # Data before the adapter: a bad --data path should not wait for 16 GB of weights.
-    per_task, data_hashes, problems, roots = _load_task_samples(specs, opts)
+    per_task, data_hashes, problems, skipped, roots = _load_task_samples(specs, opts)
     options = dict(opts.adapter_options)
     options.setdefault("seed", opts.seed)
     adapter = adapter_cls(model=opts.model, **options)  # fails fast: missing key, missing weights
@@ -417,7 +419,7 @@ async def _run(opts: RunOptions) -> RunResult:
             shown = "\n  ".join(lines[:5])
             more = f"\n  … and {len(problems) - 5} more in {run_dir / 'problems.txt'}" if len(problems) > 5 else ""
             print(
-                f"greval: {len(problems)} problem(s) in the data (bad samples are skipped):\n  {shown}{more}",
+                f"greval: {len(problems)} problem(s) in the data ({len(skipped)} samples skipped):\n  {shown}{more}",
                 file=sys.stderr,
             )
         info: dict[str, Any] = {
@@ -451,7 +453,7 @@ async def _run(opts: RunOptions) -> RunResult:
             "data_hash": data_hashes,
             "data_dir": str(data_dir.resolve()) if data_dir else None,
             "samples_per_task": {name: len(samples) for name, samples in per_task.items()},
-            "skipped": dict(Counter(_problem_kind(p.message) for p in problems)),
+            "skipped": dict(Counter(_problem_kind(p.message) for p in skipped)),
             "adapter_info": adapter.info(),
         }
         write_json_atomic(run_dir / RUN_INFO, info)

@@ -225,3 +225,16 @@ def test_the_commands_in_task_file_comments_use_options_greval_run_has():
             if line.startswith("#") and "greval run" in line:
                 used = set(re.findall(r"(?<!\w)--[a-z][a-z-]*", line.split("greval run", 1)[1]))
                 assert used <= known, (path.name, sorted(used - known))
+
+
+def test_scene_manifest_problems_are_not_counted_as_skipped_samples(fixture_bench, tmp_path):
+    manifest = tmp_path / "scenes.csv"
+    manifest.write_text("sample_id,scene\nfx-00000,urbn\nnot-a-sample,urban\n", encoding="utf-8")
+    result = _random_run(fixture_bench, tmp_path / "r", "--scene-manifest", manifest)
+    assert result.exit_code == 0, result.output
+    assert "2 problem(s) in the data (0 samples skipped)" in result.output
+    assert (
+        "all: 24 samples" in result.output and "skipped" not in result.output.split("Run folder")[0].split("\n", 1)[1]
+    )
+    assert json.loads((tmp_path / "r" / "run.json").read_text())["skipped"] == {}
+    assert (tmp_path / "r" / "problems.txt").read_text().count("\n") == 2  # still listed for the user
