@@ -360,7 +360,18 @@ def compare(run_a, run_b, granularity, seed, as_json) -> None:
     from greval.report import ReportError
 
     names = _granularities(granularity)
-    result = compare_records(read_predictions(run_a), read_predictions(run_b), names, seed=seed)
+    # Distances as each run measured them (metrics.json), so A and B match their own reports.
+    earths = {
+        json.loads((d / "metrics.json").read_text(encoding="utf-8")).get("earth", "haversine")
+        if (d / "metrics.json").is_file()
+        else "haversine"
+        for d in (run_a, run_b)
+    }
+    if len(earths) > 1:
+        raise ReportError(
+            f"{run_a} and {run_b} measured distances on different Earth models ({', '.join(sorted(earths))})"
+        )
+    result = compare_records(read_predictions(run_a), read_predictions(run_b), names, seed=seed, earth=earths.pop())
     if not result["tasks"]:
         only = f"A has {result['only_in_a'] or 'no answers'}, B has {result['only_in_b'] or 'no answers'}"
         raise ReportError(f"{run_a} and {run_b} have no task with answers in common ({only})")

@@ -236,3 +236,17 @@ def test_scene_manifest_problems_are_not_counted_as_skipped_samples(fixture_benc
     assert "all: 24 samples" in result.output and "skipped 2 samples" not in result.output
     assert json.loads((tmp_path / "r" / "run.json").read_text())["skipped"] == {}
     assert (tmp_path / "r" / "problems.txt").read_text().count("\n") == 2  # still listed for the user
+
+
+def test_compare_measures_distances_on_the_runs_own_earth_model(fixture_bench, tmp_path):
+    a, b, h = tmp_path / "a", tmp_path / "b", tmp_path / "h"
+    assert _random_run(fixture_bench, a, "--earth", "geodesic").exit_code == 0
+    assert _random_run(fixture_bench, b, "--earth", "geodesic", "--seed", "1").exit_code == 0
+    result = _greval("compare", a, b, "--json")
+    assert result.exit_code == 0, result.output
+    median = json.loads(result.output)["tasks"]["all"]["median_km"]["a"]
+    assert median == pytest.approx(json.loads((a / "metrics.json").read_text())["tasks"]["all"]["median_km"], rel=1e-12)
+
+    assert _random_run(fixture_bench, h).exit_code == 0
+    result = _greval("compare", a, h)
+    assert result.exit_code == 2 and "different Earth models (geodesic, haversine)" in result.output
