@@ -84,7 +84,11 @@ def get_adapter_class(name: str) -> type[Adapter]:
             raise AdapterError(f"adapter file not found: {path}")
         spec = importlib.util.spec_from_file_location(f"greval_user_adapter_{path.stem}", path)
         module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        try:
+            spec.loader.exec_module(module)
+        except Exception as e:  # a user's file: say where it broke, not a traceback
+            line = f" line {e.lineno}" if isinstance(e, SyntaxError) and e.lineno else ""
+            raise AdapterError(f"adapter file {path}{line} failed to load: {type(e).__name__}: {e}") from e
         found = [
             c
             for c in vars(module).values()

@@ -56,7 +56,11 @@ def _bootstrap_p(replicates: np.ndarray) -> float | None:
     replicates = replicates[np.isfinite(replicates)]
     if len(replicates) == 0:
         return None
-    return float(min(1.0, 2.0 * min(np.mean(replicates <= 0), np.mean(replicates >= 0))))
+    # (1 + count) / (1 + B): a bootstrap p-value is never below 1/(B+1), so 1,000
+    # resamples can say "p < 0.001" but never "p = 0".
+    b = len(replicates)
+    tail = min(np.sum(replicates <= 0), np.sum(replicates >= 0))
+    return float(min(1.0, 2.0 * (1 + tail) / (1 + b)))
 
 
 def _boot_result(a: float | None, b: float | None, replicates: np.ndarray, n: int) -> dict[str, Any]:

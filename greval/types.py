@@ -48,8 +48,12 @@ class Sample:
 
         from PIL import Image
 
-        with Image.open(io.BytesIO(self.image_bytes())) as img:
-            return img.convert("RGB")
+        try:
+            with Image.open(io.BytesIO(self.image_bytes())) as img:
+                return img.convert("RGB")
+        except Image.UnidentifiedImageError:
+            where = self.image_path or "its image bytes"
+            raise ValueError(f"sample {self.sample_id}: {where} is not an image Pillow can read") from None
 
 
 @dataclass(frozen=True)

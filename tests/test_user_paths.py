@@ -250,3 +250,22 @@ def test_compare_measures_distances_on_the_runs_own_earth_model(fixture_bench, t
     assert _random_run(fixture_bench, h).exit_code == 0
     result = _greval("compare", a, h)
     assert result.exit_code == 2 and "different Earth models (geodesic, haversine)" in result.output
+
+
+def test_user_adapter_file_with_a_syntax_error_names_file_and_line(tmp_path):
+    bad = tmp_path / "broken.py"
+    bad.write_text("from greval.adapter import Adapter\n\nclass Broken(Adapter)\n    pass\n")
+    result = CliRunner().invoke(main, ["run", "--adapter", str(bad), "--tasks", "all"])
+    assert result.exit_code == 2
+    assert f"adapter file {bad} line 3 failed to load: SyntaxError" in result.output
+    assert "unexpected" not in result.output
+
+
+def test_a_non_image_is_named_without_python_object_reprs(tmp_path):
+    from greval.types import Sample
+
+    path = tmp_path / "x.jpg"
+    path.write_text("not a picture")
+    with pytest.raises(ValueError) as err:
+        Sample("s1", 0.0, 0.0, image_path=path).load_image()
+    assert str(err.value) == f"sample s1: {path} is not an image Pillow can read"
