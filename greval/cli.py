@@ -241,6 +241,9 @@ def run(
     Writes RUN_DIR/predictions.jsonl (one record per sample, as answers arrive),
     metrics.json and run.json, then prints a summary. Options in [brackets] apply to
     those adapters only.
+
+    Exit status: 0 every sample answered; 3 finished, but some requests failed (re-run
+    the same command to retry only those); 2 bad input or options; 130 interrupted.
     """
     from greval.run import RunOptions, parse_shard
     from greval.run import run as run_eval
@@ -278,6 +281,8 @@ def run(
     )
     result = run_eval(opts)
     _print_summary(result.run_dir)
+    if any((block.get("n_errors") or 0) for block in result.metrics.get("tasks", {}).values()):
+        sys.exit(3)  # finished, but some samples have no answer yet: a retry loop can re-run
 
 
 def _print_summary(run_dir: Path) -> None:
@@ -408,14 +413,16 @@ def tasks_cmd(include_path, data) -> None:
     from greval.task import available_tasks, load_task_file
 
     datasets: dict[str, list | str] = {}  # each dataset loaded once; a string says why not
+    reasons: dict[str, str] = {}
     for name, path in available_tasks(list(include_path)).items():
         spec = load_task_file(path)
         key = repr(sorted(spec.dataset.items()))
         if key not in datasets:
             try:
                 datasets[key] = load_samples(spec.dataset, data=data).samples
-            except Exception as e:  # no local copy: still list the task
-                datasets[key] = f"? ({type(e).__name__})" if data else "? (--data DIR)"
+            except Exception as e:  # no local copy, or another dataset's format: still list the task
+                datasets[key] = "?" if data else "? (--data DIR)"
+                reasons[name] = str(e).splitlines()[0][:200]
         samples = datasets[key]
         count = (
             samples
@@ -423,6 +430,9 @@ def tasks_cmd(include_path, data) -> None:
             else str(sum(spec.scene is None or s.scene == spec.scene for s in samples))
         )
         click.echo(f"{name:<14} {count:>16}  {spec.description}")
+    if data:
+        for name, reason in reasons.items():
+            click.echo(f"? {name}: {reason}", err=True)
 
 
 @main.command()

