@@ -335,6 +335,8 @@ async def _run(opts: RunOptions) -> RunResult:
     check_resumable(run_dir, opts.adapter, opts.model, args, opts.seed)
     # Data before the adapter: a bad --data path should not wait for 16 GB of weights.
     per_task, data_hashes, problems, skipped, roots = _load_task_samples(specs, opts)
+    if not opts.progress:  # --quiet also hushes the Hub's and transformers' loading bars
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     options = dict(opts.adapter_options)
     options.setdefault("seed", opts.seed)
     adapter = adapter_cls(model=opts.model, **options)  # fails fast: missing key, missing weights
