@@ -66,11 +66,15 @@ class OpenAIAdapter(ApiAdapter):
 
     def build_params(self, request: Request, image: PreparedImage | None, gen: dict[str, Any]) -> dict[str, Any]:
         """The Chat Completions body for one request (public so tests can read it)."""
-        content: list[dict[str, Any]] = []
+        content: list[dict[str, Any]] | str = []
         if image is not None:
             url = f"data:{image.media_type};base64,{image.b64()}"
             content.append({"type": "image_url", "image_url": {"url": url, "detail": self.detail}})
-        content.append({"type": "text", "text": request.prompt})
+            content.append({"type": "text", "text": request.prompt})
+        else:
+            # A text-only request (an LLM judge): plain string content, which every
+            # OpenAI-compatible server takes, text-only models included.
+            content = request.prompt
         messages: list[dict[str, Any]] = []
         if request.system:
             messages.append({"role": "system", "content": request.system})

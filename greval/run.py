@@ -294,6 +294,7 @@ def score_run_dir(
     run_dir: Path, keys: set[tuple[str, str]] | None, granularities, earth: str, seed: int, records=None
 ) -> dict[str, Any]:
     """metrics.json from the records on disk (restricted to `keys` when given)."""
+    from greval.judge import add_cot_to_run_metrics
     from greval.score import score_records
 
     records = read_predictions(run_dir) if records is None else records
@@ -303,6 +304,8 @@ def score_run_dir(
     # it, so a resumed, concurrent or merged run gives the same intervals as a serial one.
     records.sort(key=lambda r: (r["task"], r["sample_id"]))
     metrics = score_records(records, granularities, earth=earth, seed=seed)
+    # `greval judge` scored the chains into cot.jsonl; rescoring must not drop them.
+    add_cot_to_run_metrics(run_dir, metrics, keys, seed)
     metrics.update(
         {
             "granularities": granularities or ["street", "city", "region", "country", "continent"],
@@ -393,6 +396,8 @@ async def _run(opts: RunOptions) -> RunResult:
             "skipped": dict(Counter(_problem_kind(p.message) for p in skipped)),
             "adapter_info": adapter.info(),
         }
+        if "cot_judge" in previous:  # written by `greval judge`; the chain scores depend on it
+            info["cot_judge"] = previous["cot_judge"]
         write_json_atomic(run_dir / RUN_INFO, info)
 
         counts: Counter[str] = Counter()
