@@ -40,6 +40,7 @@ a real answer and sits in the cache, so its retry asks again with the next `seed
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import click
@@ -66,6 +67,7 @@ class JudgeAnswerError(ValueError):
 # ------------------------------------------------------------------------- the prompt
 
 
+@functools.cache
 def template_text() -> str:
     from importlib import resources
 
@@ -397,20 +399,30 @@ def judge_run(
 
 
 async def _judge_all(adapter, work, seed: int, judge_model: str, path: Path, counts, bar) -> None:
-    """Send `work`, writing each sample's record the moment its answer arrives."""
+    """Send `work`, writing records the moment each answer arrives. Identical prompts (a
+    sample in both `urban` and `all` with the same output) are sent once and shared."""
     import asyncio
 
-    async def one(base: dict, request) -> tuple[dict, object]:
-        return base, (await adapter.agenerate([request]))[0]
+    groups: dict[str, list[dict]] = {}
+    requests = {}
+    for base, request in work:
+        groups.setdefault(request.prompt_hash, []).append(base)
+        requests[request.prompt_hash] = request
 
-    tasks = [asyncio.ensure_future(one(base, request)) for base, request in work]
-    for next_done in asyncio.as_completed(tasks):
-        base, response = await next_done
-        record = _judge_record(base, response, seed=seed, judge_model=judge_model, adapter=adapter)
-        counts[record["status"]] += 1
-        counts["cached"] += bool(response.cached)
-        _append(path, [record])
-        bar.update(1)
+    async def one(key: str) -> tuple[str, object]:
+        return key, (await adapter.agenerate([requests[key]]))[0]
+
+    for next_done in asyncio.as_completed([asyncio.ensure_future(one(key)) for key in groups]):
+        key, response = await next_done
+        records = [_judge_record(b, response, seed=seed, judge_model=judge_model, adapter=adapter) for b in groups[key]]
+        for record in records[1:]:  # one answer paid once
+            record["cost_usd"] = 0.0 if record["cost_usd"] is not None else None
+            record["shared_answer_of_task"] = records[0]["task"]
+        for record in records:
+            counts[record["status"]] += 1
+            counts["cached"] += bool(response.cached)
+        _append(path, records)
+        bar.update(len(records))
 
 
 def _judge_record(base: dict, response, *, seed: int, judge_model: str, adapter) -> dict:

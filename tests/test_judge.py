@@ -36,6 +36,10 @@ def _isolated(monkeypatch, tmp_path):
 
 @pytest.fixture()
 def run_dir(tmp_path):
+    return make_run(tmp_path, "all")
+
+
+def make_run(tmp_path, tasks: str):
     """A replay run of 6 samples: 0-4 answered with a <think> chain naming the sample,
     sample 4 has no reference chain in the data, sample 5 has no answer (errored)."""
     bench = make_fixture_bench(tmp_path / "bench", n=6, seed=0)
@@ -54,7 +58,7 @@ def run_dir(tmp_path):
     replay.write_text("".join(json.dumps(line) + "\n" for line in lines))
     out = tmp_path / "run"
     args = ["run", "-q", "--adapter", "replay", "--predictions", replay, "--model", "m"]
-    args += ["--tasks", "all", "--data", bench, "--output", out]
+    args += ["--tasks", tasks, "--data", bench, "--output", out]
     result = CliRunner().invoke(main, [str(a) for a in args])
     assert result.exit_code == 3, result.output  # sample 5 errored
     return out, rows, [str(a) for a in args]
@@ -172,6 +176,18 @@ def test_second_judge_is_answered_from_the_cache(run_dir, tmp_path):
     judged = [r for r in cot_records(run).values() if r["status"] == "ok"]
     assert len(judged) == 4 and all(r["cached"] and r["cost_usd"] == 0.0 for r in judged)
     assert json.loads((run / "run.json").read_text())["cot_judge"]["cost_usd"] == 0.0
+
+
+def test_a_sample_in_two_tasks_is_judged_once(tmp_path):
+    run, rows, _ = make_run(tmp_path, "all,urban")
+    eligible = [r["sample_id"] for r in rows[:4]]
+    urban = [sid for sid, r in zip(eligible, rows, strict=False) if r["scene"] == "urban"]
+    assert urban  # the fixture has urban samples among the first four
+    with FakeAPI(responder=lambda entry: judgement(2, 2, [1], [1, 2])) as api:
+        assert judge(run, api).exit_code == 0
+        assert api.count == len(eligible)
+    metrics = json.loads((run / "metrics.json").read_text())["tasks"]
+    assert metrics["all"]["cot_n"] == len(eligible) and metrics["urban"]["cot_n"] == len(urban)
 
 
 def test_judge_answers_are_read_strictly():
