@@ -50,6 +50,7 @@ class _Errors(click.Group):
                 "ResumeError",
                 "ReportError",
                 "MergeError",
+                "JudgeError",
             }
             click.echo(f"greval: error: {e}" if known else f"greval: unexpected {type(e).__name__}: {e}", err=True)
             if not known:
@@ -521,8 +522,10 @@ def leaderboard(run_dirs, out, data_root, granularity) -> None:
     click.echo(f"leaderboard: {index}")
 
 
+from greval.judge import judge_cli  # noqa: E402  (click only; the API client loads inside the command)
 from greval.train import train_cli  # noqa: E402  (click only; torch and TRL load inside the commands)
 
+main.add_command(judge_cli)
 main.add_command(train_cli)
 
 

@@ -503,21 +503,19 @@ def judge_cli(
     import sys
 
     options = {k: v for k, v in adapter_flags.items() if v not in (None, False)}
-    try:
-        record = judge_run(
-            run_dir,
-            judge_model,
-            base_url=base_url,
-            api_key_env=api_key_env,
-            concurrency=concurrency,
-            data=data,
-            limit=limit,
-            max_tokens=max_tokens,
-            adapter_options=options,
-            progress=not quiet,
-        )
-    except JudgeError as e:
-        raise click.ClickException(str(e)) from None
+    # A JudgeError reaches greval's CLI error handler: one line, exit status 2.
+    record = judge_run(
+        run_dir,
+        judge_model,
+        base_url=base_url,
+        api_key_env=api_key_env,
+        concurrency=concurrency,
+        data=data,
+        limit=limit,
+        max_tokens=max_tokens,
+        adapter_options=options,
+        progress=not quiet,
+    )
     from greval.records import METRICS, read_json
 
     metrics = read_json(run_dir / METRICS)

@@ -41,6 +41,8 @@ _RATE_COLUMNS = {
     "truncated_rate": "Truncated",
 }
 _LABEL_COLUMNS = {"model": "Model", "task": "Task", "scene": "Scene", "n": "N"}
+# Shown only when some run was judged (`greval judge`): mean reasoning-chain F1.
+_COT_COLUMNS = {"cot_score": "CoT"}
 # Where a smaller number is the better one (for bolding the best value in LaTeX).
 _LOWER_IS_BETTER = {"median_km", "mean_km", "parse_failure_rate", "refusal_rate", "truncated_rate"}
 _CI_SUFFIX = "_ci"
@@ -132,6 +134,7 @@ def _rows(labels: list[str], entries: list[tuple[dict[str, Any], dict[str, Any]]
     """One row per (label values, metric block); the union of accuracy columns across blocks."""
     acc_columns = _acc_columns([block for _, block in entries])
     columns = [*labels, "n", *acc_columns, *_DISTANCE_COLUMNS, *_RATE_COLUMNS]
+    columns += [c for c in _COT_COLUMNS if any(block.get(c) is not None for _, block in entries)]
     if ci:
         columns += [key + _CI_SUFFIX for key in acc_columns]
     rows = []
@@ -203,14 +206,14 @@ def _is_missing(value: Any) -> bool:
 
 
 def _is_fraction_column(column: str) -> bool:
-    return threshold_km(column) is not None or column in _RATE_COLUMNS
+    return threshold_km(column) is not None or column in _RATE_COLUMNS or column in _COT_COLUMNS
 
 
 def header(column: str) -> str:
     """The rendered header of a table column."""
     if threshold_km(column) is not None:
         return threshold_header(column)
-    for names in (_LABEL_COLUMNS, _DISTANCE_COLUMNS, _RATE_COLUMNS):
+    for names in (_LABEL_COLUMNS, _DISTANCE_COLUMNS, _RATE_COLUMNS, _COT_COLUMNS):
         if column in names:
             return names[column]
     return column

@@ -157,6 +157,12 @@ def test_scores_failures_retries_resume_and_leaderboard(run_dir, tmp_path):
     assert board["tasks"]["all"][0]["metrics"]["cot_score"] == pytest.approx(sum(f1.values()) / 4)
     assert ">CoT<" in (tmp_path / "site" / "index.html").read_text()
 
+    # `greval report` shows the chain score as a percentage column once a run is judged.
+    report = CliRunner().invoke(main, ["report", str(run), "--format", "csv", "--no-plots"])
+    header, row = report.output.splitlines()[:2]
+    assert header.split(",")[-1] == "CoT"
+    assert row.split(",")[-1] == f"{100 * sum(f1.values()) / 4:.2f}"
+
 
 def test_second_judge_is_answered_from_the_cache(run_dir, tmp_path):
     run = run_dir[0]
