@@ -68,6 +68,17 @@ def register(name: str):
     return wrap
 
 
+# Which pip extra brings each built-in adapter's libraries.
+EXTRAS = {"openai": "api", "anthropic": "api", "hf": "local", "gre": "local", "vllm": "vllm"}
+
+
+def missing_extra(adapter: str, error: ModuleNotFoundError) -> str:
+    """One line saying which library is missing and how to install it."""
+    extra = EXTRAS.get(adapter)
+    hint = f"pip install 'greval[{extra}]'" if extra else f"pip install {error.name}"
+    return f"the {adapter} adapter needs the {error.name!r} package, which is not installed: {hint}"
+
+
 def builtin_names() -> list[str]:
     import greval.adapters as pkg
 
@@ -99,7 +110,10 @@ def get_adapter_class(name: str) -> type[Adapter]:
         return found[-1]
     if name not in builtin_names():
         raise AdapterError(f"unknown adapter {name!r}; built-in: {', '.join(builtin_names())}, or a path to a .py file")
-    importlib.import_module(f"greval.adapters.{name}")
+    try:
+        importlib.import_module(f"greval.adapters.{name}")
+    except ModuleNotFoundError as e:
+        raise AdapterError(missing_extra(name, e)) from e
     if name not in _REGISTRY:
         raise AdapterError(f"greval.adapters.{name} registers no adapter named {name!r}")
     return _REGISTRY[name]

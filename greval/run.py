@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from greval import __version__
-from greval.adapter import Adapter, get_adapter_class
+from greval.adapter import Adapter, AdapterError, get_adapter_class, missing_extra
 from greval.prompts import render
 from greval.provenance import SCORING_LIBRARIES, check_resumable, git_commit, library_versions
 from greval.records import (
@@ -342,7 +342,10 @@ async def _run(opts: RunOptions) -> RunResult:
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     options = dict(opts.adapter_options)
     options.setdefault("seed", opts.seed)
-    adapter = adapter_cls(model=opts.model, **options)  # fails fast: missing key, missing weights
+    try:
+        adapter = adapter_cls(model=opts.model, **options)  # fails fast: missing key, missing weights
+    except ModuleNotFoundError as e:  # a library imported on first use (torch, vllm, ...)
+        raise AdapterError(missing_extra(opts.adapter, e)) from e
     try:
         done = {(r["task"], r["sample_id"]) for r in read_predictions(run_dir) if r.get("status") != ERROR}
         jobs, prompt_hashes = _plan(specs, per_task, adapter, opts, done)

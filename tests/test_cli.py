@@ -133,3 +133,22 @@ def test_built_wheel_carries_tasks_templates_and_adapters(tmp_path):
     code = f"import sys; sys.path.insert(0, {str(target)!r}); from greval.task import available_tasks; import greval; print(greval.__file__); print(sorted(available_tasks()))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, check=True).stdout
     assert str(target) in out and "'urban'" in out
+
+
+@pytest.mark.parametrize(("adapter", "blocked", "extra"), [("openai", "openai", "api"), ("hf", "torch", "local")])
+def test_a_missing_extra_is_named_with_its_install_command(tmp_path, bench, adapter, blocked, extra):
+    # Importing a module whose sys.modules entry is None raises ModuleNotFoundError, as
+    # on a machine where only `pip install greval` (the core) was run.
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text("{}")  # a local checkpoint folder: torch is the first need
+    code = (
+        f"import sys; sys.modules[{blocked!r}] = None\n"
+        "from greval.cli import main\n"
+        f"main(['run', '-q', '--adapter', {adapter!r}, '--model', {str(model)!r}, '--data', {str(bench)!r},"
+        f" '--output', {str(tmp_path / 'r')!r}])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 2
+    assert f"needs the '{blocked}' package, which is not installed: pip install 'greval[{extra}]'" in out.stderr
+    assert "Traceback" not in out.stderr
