@@ -56,46 +56,15 @@ def main() -> None:
         tmp = Path(tmp)
         bench, replay = write_inputs(tmp, args.n)
         greval = [sys.executable, "-m", "greval.cli"]
+
+        def replay_run(output: Path, *extra: str) -> None:
+            command = [*greval, "run", "-q", "--adapter", "replay", "--predictions", str(replay), "--data", str(bench)]
+            subprocess.run([*command, *extra, "--output", str(output)], check=True, capture_output=True)
+
         # Warm one-time caches (country raster) so the timing is a steady-state run.
-        subprocess.run(
-            [
-                *greval,
-                "run",
-                "-q",
-                "--adapter",
-                "replay",
-                "--predictions",
-                str(replay),
-                "--data",
-                str(bench),
-                "--limit",
-                "10",
-                "--output",
-                str(tmp / "warm"),
-            ],
-            check=True,
-            capture_output=True,
-        )
+        replay_run(tmp / "warm", "--limit", "10")
         t0 = time.perf_counter()
-        subprocess.run(
-            [
-                *greval,
-                "run",
-                "-q",
-                "--adapter",
-                "replay",
-                "--predictions",
-                str(replay),
-                "--data",
-                str(bench),
-                "--tasks",
-                "all",
-                "--output",
-                str(tmp / "run"),
-            ],
-            check=True,
-            capture_output=True,
-        )
+        replay_run(tmp / "run", "--tasks", "all")
         t_run = time.perf_counter() - t0
         t1 = time.perf_counter()
         subprocess.run([*greval, "report", str(tmp / "run"), "--format", "md"], check=True, capture_output=True)
