@@ -128,7 +128,7 @@ def _load_task_samples(
             result = load_samples(spec.dataset, data=opts.data, manifest=opts.scene_manifest)
             cache[key] = result
             problems.extend(result.problems)
-            skipped.extend(result.problems[: result.extra.get("n_skipped", len(result.problems))])
+            skipped.extend(result.problems[: result.extra["n_skipped"]])  # load_samples lists these first
             if result.root is not None:
                 roots.append(Path(result.root))
         result = cache[key]
@@ -151,8 +151,8 @@ def _why_empty(spec: TaskSpec, result: Any) -> str:
             f"none of the {len(result.samples)} samples has scene {spec.scene!r} (scenes: {found}); "
             f"use --tasks all, or label them with --scene-manifest"
         )
-    if result.extra.get("n_skipped", len(result.problems)):
-        return f"no usable sample in the data: all {result.extra.get('n_skipped', len(result.problems))} were skipped (first: {result.problems[0]})"
+    if n_skipped := result.extra["n_skipped"]:
+        return f"no usable sample in the data: all {n_skipped} were skipped (first: {result.problems[0]})"
     return "the data has no samples"
 
 
