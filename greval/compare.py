@@ -30,13 +30,20 @@ import pandas as pd
 from greval.score import ERROR, _frame, _granularity_names, _percentile_ci, _rng, _Scored, acc_key, boot_mean
 
 
-def _mcnemar(a: np.ndarray, b: np.ndarray, rng: np.random.Generator, n_boot: int) -> dict[str, Any]:
+def mcnemar_p(a_only: int, b_only: int) -> float:
+    """Two-sided exact McNemar p from the discordant counts (only A right, only B right):
+    a binomial test of a_only against 1/2; 1 when there are none."""
     from scipy.stats import binomtest
 
+    discordant = a_only + b_only
+    return 1.0 if discordant == 0 else min(1.0, float(binomtest(a_only, discordant, 0.5).pvalue))
+
+
+def _mcnemar(a: np.ndarray, b: np.ndarray, rng: np.random.Generator, n_boot: int) -> dict[str, Any]:
     n = len(a)
     a_only, b_only = int((a & ~b).sum()), int((~a & b).sum())
     discordant = a_only + b_only
-    p = 1.0 if discordant == 0 else float(binomtest(a_only, discordant, 0.5).pvalue)
+    p = mcnemar_p(a_only, b_only)
     shares = [a_only / n, b_only / n, 1.0 - discordant / n]
     counts = rng.multinomial(n, shares, size=n_boot)
     diffs = (counts[:, 0] - counts[:, 1]) / n

@@ -34,9 +34,9 @@ import jinja2
 import numpy as np
 from markupsafe import Markup
 from PIL import Image
-from scipy.stats import binomtest
 
 import greval
+from greval.compare import mcnemar_p
 from greval.records import ERROR as STATUS_ERROR
 from greval.records import METRICS, OK, RUN_INFO, read_json, read_predictions, write_json_atomic
 
@@ -179,15 +179,6 @@ def hit_bits(record: dict[str, Any]) -> int:
     return sum(1 << g for g, (_, km, _, _) in enumerate(GRANULARITIES) if d <= km)
 
 
-def mcnemar_exact_p(b: int, c: int) -> float:
-    """Two-sided exact McNemar p: discordant pairs b (only A right) vs c (only B right).
-
-    The same test as greval.compare (a binomial test of b against 1/2); called here on
-    counts, so 190 pairs of 3,000 samples take a fraction of a second.
-    """
-    return 1.0 if b + c == 0 else min(1.0, float(binomtest(b, b + c, 0.5).pvalue))
-
-
 def significance(runs: list[RunData], task: str) -> dict[str, Any]:
     """Paired exact McNemar tests between every two runs on the samples both scored.
 
@@ -222,7 +213,7 @@ def significance(runs: list[RunData], task: str) -> dict[str, Any]:
                     continue
                 a, b = level[i] & both, level[j] & both
                 only_a, only_b = int((a & ~b).sum()), int((b & ~a).sum())
-                p = mcnemar_exact_p(only_a, only_b)
+                p = mcnemar_p(only_a, only_b)  # the test greval compare uses, on counts: cheap for 190 pairs
                 pairs.append([i, j, n, round(int(a.sum()) / n, 5), round(int(b.sum()) / n, 5), float(f"{p:.4g}")])
         out[key] = pairs
     return out

@@ -12,7 +12,8 @@ import pytest
 from leaderboard_fixtures import INJECTIONS, make_images, make_run
 from PIL import Image
 
-from greval.leaderboard import _templates_dir, build_site, load_run, mcnemar_exact_p, script_json, significance
+from greval.compare import mcnemar_p
+from greval.leaderboard import _templates_dir, build_site, load_run, script_json, significance
 from greval.records import read_predictions
 
 EVIL_MODEL = '<b>evil</b><script>window.__pwned=1</script> & "co"'
@@ -240,11 +241,11 @@ def test_missing_metrics_names_the_folder(tmp_path, runs):
 
 def test_mcnemar_exact_matches_the_binomial_by_hand():
     # b = 10 discordant for A, c = 2 for B: p = 2 * P(X <= 2), X ~ Bin(12, 1/2).
-    assert mcnemar_exact_p(10, 2) == pytest.approx(2 * (1 + 12 + 66) / 4096)
-    assert mcnemar_exact_p(2, 10) == pytest.approx(mcnemar_exact_p(10, 2))
-    assert mcnemar_exact_p(5, 5) == 1.0
-    assert mcnemar_exact_p(0, 0) == 1.0
-    assert mcnemar_exact_p(1500, 1400) == pytest.approx(0.0661, abs=2e-3)  # large n stays finite
+    assert mcnemar_p(10, 2) == pytest.approx(2 * (1 + 12 + 66) / 4096)
+    assert mcnemar_p(2, 10) == pytest.approx(mcnemar_p(10, 2))
+    assert mcnemar_p(5, 5) == 1.0
+    assert mcnemar_p(0, 0) == 1.0
+    assert mcnemar_p(1500, 1400) == pytest.approx(0.0661, abs=2e-3)  # large n stays finite
 
 
 def test_significance_pairs_samples_and_leaves_errors_out(runs):
