@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from _skips import require
 from PIL import Image, TiffImagePlugin
 
 from greval.data import DataError, load_samples
@@ -297,7 +298,7 @@ def test_exif_folder_signs_follow_refs_and_photos_without_gps_are_problems(tmp_p
 
 
 def test_hf_dataset_from_disk_loads_image_bytes_lazily(tmp_path):
-    datasets = pytest.importorskip("datasets")
+    datasets = require("datasets", "hub")
     encoded = []
     for color in ((255, 0, 0), (0, 255, 0), (0, 0, 255)):
         buffer = io.BytesIO()
@@ -337,7 +338,7 @@ def test_hf_dataset_from_disk_loads_image_bytes_lazily(tmp_path):
 
 
 def test_hf_parquet_files(tmp_path):
-    pytest.importorskip("datasets")
+    require("datasets", "hub")
     buffer = io.BytesIO()
     Image.new("RGB", (4, 4), (1, 2, 3)).save(buffer, format="JPEG")
     frame = pd.DataFrame({"image": [{"bytes": buffer.getvalue(), "path": "a.jpg"}], "lat": [1.0], "lon": [2.0]})

@@ -14,16 +14,15 @@ import shutil
 from pathlib import Path
 
 import pytest
+from _skips import APT, require
 from leaderboard_fixtures import INJECTIONS, make_images, make_run
 
 from greval.leaderboard import build_site
 
 CHROMIUM = os.environ.get("GREVAL_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (Python package) is not installed")
+sync_api = require("playwright.sync_api", "dev")
 if not Path(CHROMIUM).exists():
-    pytest.skip(
-        f"no Chromium at {CHROMIUM}: install Debian's `chromium` (apt-get install -y chromium)", allow_module_level=True
-    )
+    pytest.skip(f"no Chromium at {CHROMIUM}: {APT['chromium']}", allow_module_level=True)
 
 ARTIFACTS = Path(__file__).parent / "_artifacts" / "leaderboard"
 EVIL_MODEL = '<img src=x onerror="window.__pwned=1"><script>window.__pwned=1</script>evil'

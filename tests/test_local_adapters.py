@@ -10,9 +10,10 @@ import base64
 import json
 
 import pytest
+from _skips import require, vllm_gpu_reason
 
-pytest.importorskip("transformers")
-pytest.importorskip("torchvision")
+require("transformers", "local")
+require("torchvision", "local")
 
 from greval.adapter import AdapterError, get_adapter_class  # noqa: E402
 from greval.testing import build_tiny_vlm, make_fixture_bench  # noqa: E402
@@ -236,7 +237,7 @@ def test_vllm_data_parallel_layout():
     assert [list(r) for r in v.split_evenly(2, 4)] == [[0], [1]]
 
 
-@pytest.mark.skipif(_has_vllm(), reason="vLLM is installed here")
+@pytest.mark.skipif(_has_vllm(), reason="vLLM is installed here: this test needs an environment without it (pip uninstall vllm)")
 def test_vllm_missing_gives_install_hint(tiny):
     with pytest.raises(AdapterError, match=r"pip install 'greval\[vllm\]'"):
         get_adapter_class("vllm")(str(tiny))
@@ -244,18 +245,8 @@ def test_vllm_missing_gives_install_hint(tiny):
         get_adapter_class("gre")(str(tiny), backend="vllm")
 
 
-def _gpu_reason() -> str | None:
-    if not _has_vllm():
-        return "vLLM is not installed (pip install 'greval[vllm]' on a CUDA machine)"
-    import torch
-
-    if not torch.cuda.is_available():
-        return "no CUDA GPU"
-    return None
-
-
 @pytest.mark.gpu
-@pytest.mark.skipif(_gpu_reason() is not None, reason=_gpu_reason() or "")
+@pytest.mark.skipif(vllm_gpu_reason() is not None, reason=str(vllm_gpu_reason()))
 def test_vllm_engine_generates_on_gpu(tiny, bench):
     adapter = get_adapter_class("vllm")(str(tiny), gpu_memory_utilization=0.3, max_model_len=2048, enforce_eager=True)
     try:

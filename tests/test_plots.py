@@ -141,9 +141,8 @@ def test_segments_across_the_antimeridian_leave_and_reenter() -> None:
 
 
 def test_map_draws_country_outlines_and_caches_them(tmp_path: Path) -> None:
-    geo = pytest.importorskip("greval.geo")
-    if not hasattr(geo, "world_outlines"):
-        pytest.skip("greval.geo has no world_outlines yet")
+    from greval import geo
+
     run = load_run(_run(tmp_path / "r", n=50))
     ax = plots.map_figure(run).axes[0]
     outlines = ax.collections[0]

@@ -5,12 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 from _report_runs import block, write_run
+from _skips import no_program_reason
 
 from greval.report import (
     ReportError,
@@ -237,7 +237,7 @@ def test_latex_default_caption_mentions_units_and_ci(gre_run: Path) -> None:
     assert text.count("\\toprule") == text.count("\\midrule") == text.count("\\bottomrule") == 1
 
 
-@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed")
+@pytest.mark.skipif(no_program_reason("pdflatex") is not None, reason=str(no_program_reason("pdflatex")))
 def test_latex_compiles(gre_run: Path, geoclip_run: Path, tmp_path: Path) -> None:
     table = render(metrics_table([gre_run, geoclip_run], ci=True), "latex")
     table += render(scene_table(gre_run), "latex", label="tab:scenes")

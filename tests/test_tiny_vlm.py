@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from _skips import require
 
-pytest.importorskip("transformers")
-pytest.importorskip("torchvision")
+require("transformers", "local")
+require("torchvision", "local")
 
 from greval.testing import build_tiny_vlm  # noqa: E402
 

@@ -10,10 +10,11 @@ import logging
 from pathlib import Path
 
 import pytest
+from _skips import require
 
-pytest.importorskip("trl")
-pytest.importorskip("peft")
-pytest.importorskip("torchvision")
+require("trl", "train")
+require("peft", "train")
+require("torchvision", "train")
 
 from click.testing import CliRunner  # noqa: E402
 from greval.adapters._local import folder_fingerprint  # noqa: E402

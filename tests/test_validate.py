@@ -4,6 +4,7 @@ import json
 import shutil
 
 import pytest
+from _skips import require
 from PIL import Image
 
 from greval.data import DataError
@@ -53,7 +54,7 @@ def test_truncated_jpeg_is_caught_when_decoding(tmp_path):
 
 
 def test_dataset_images_without_files_are_checked_from_bytes(tmp_path):
-    datasets = pytest.importorskip("datasets")
+    datasets = require("datasets", "hub")
     table = {"image": [{"bytes": b"junk", "path": None}], "lat": [1.0], "lon": [2.0]}
     features = datasets.Features(
         {"image": datasets.Image(), "lat": datasets.Value("float64"), "lon": datasets.Value("float64")}
