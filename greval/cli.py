@@ -51,6 +51,7 @@ class _Errors(click.Group):
                 "ReportError",
                 "MergeError",
                 "JudgeError",
+                "AuditError",
             }
             click.echo(f"greval: error: {e}" if known else f"greval: unexpected {type(e).__name__}: {e}", err=True)
             if not known:
@@ -327,6 +328,60 @@ def report(run_dirs, fmt, tasks, scenes, plots) -> None:
         out = Path(run_dirs[0]) / "plots"
         paths = make_plots(runs, out)
         click.echo(f"plots: {len(paths)} files in {out}", err=True)
+
+
+@main.command()
+@click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--flag", help="Only samples with this flag (e.g. multiple_answers, near_border).")
+@click.option("--task", help="Only this task.")
+@click.option("--format", "-f", "fmt", type=click.Choice(["text", "jsonl"]), default="text", show_default=True)
+@click.option(
+    "--override",
+    "overrides",
+    multiple=True,
+    metavar="[TASK:]ID=LAT,LON|refusal|parser",
+    help="Your reading of a sample, kept in overrides.jsonl (the raw output is untouched); "
+    "`parser` drops an earlier override. Repeatable. The run is re-scored.",
+)
+def audit(run_dir, flag, task, fmt, overrides) -> None:
+    """Samples whose extracted answer is doubtful, and the text around each decision.
+
+    Every answer gets flags where the reading is uncertain: coords_in_refusal,
+    null_island, multiple_answers, order_guess, out_of_range, disagrees_with_simple
+    (an independent simple extractor found another point). metrics.json reports the
+    flagged share as flagged_rate. Overridden samples are listed too.
+    """
+    import json
+
+    from greval import audit as A
+    from greval.records import RUN_INFO, read_json, read_predictions, write_json_atomic
+
+    records = read_predictions(run_dir)
+    wanted = A.check_request(run_dir, records, flag, list(overrides))
+    if wanted:
+        from greval.run import score_run_dir
+
+        A.append_overrides(run_dir, wanted)
+        info = read_json(run_dir / RUN_INFO)
+        info["overrides"] = [vars(o) for o in A.read_overrides(run_dir)]
+        write_json_atomic(run_dir / RUN_INFO, info)
+        args = info.get("args", {})
+        metrics = score_run_dir(
+            run_dir, None, args.get("granularities"), info.get("earth", "haversine"), info.get("seed", 0)
+        )
+        n = sum(b.get("n_overridden", 0) for b in metrics["tasks"].values())
+        click.echo(
+            f"{len(wanted)} override(s) stored in {run_dir / A.OVERRIDES}; {n} sample(s) now overridden; metrics.json re-scored",
+            err=True,
+        )
+        records = read_predictions(run_dir)
+    rows = [A.audit_row(r) for r in A.flagged(records, flag, task)]
+    if fmt == "jsonl":
+        click.echo("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), nl=False)
+    else:
+        click.echo(A.format_text(rows), nl=False)
+        n_scored = sum(1 for r in records if r.get("status") != "error" and (task is None or r["task"] == task))
+        click.echo(f"{len(rows)} of {n_scored} scored samples listed", err=True)
 
 
 def _sample_notes(runs, tasks: list[str] | None) -> list[str]:

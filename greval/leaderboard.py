@@ -83,6 +83,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("continent_acc", "Continent", "pct", "high", "% on the right continent"),
     Column("parse_failure_rate", "Parse fail", "pct", "low", "% of answers with no readable coordinates"),
     Column("refusal_rate", "Refusal", "pct", "low", "% of answers that refused"),
+    Column("flagged_rate", "Flagged", "pct", None, "% of answers whose reading is doubtful (greval audit)"),
     Column("cot_score", "CoT", "pct", "high", "reasoning-chain score"),
     Column("cost_usd", "Cost", "usd", "low", "API cost of this task, USD"),
 )

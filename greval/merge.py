@@ -34,7 +34,7 @@ def merge_runs(run_dirs: list[Path], output: Path) -> dict:
 
     merged: dict[tuple[str, str], dict] = {}
     for d in run_dirs:
-        for rec in read_predictions(Path(d)):
+        for rec in read_predictions(Path(d), overrides=False):  # overrides are carried over below
             key = (rec["task"], rec["sample_id"])
             # A real answer beats an error for the same sample (overlapping or re-run shards).
             if key not in merged or merged[key].get("status") == ERROR:
@@ -55,6 +55,10 @@ def merge_runs(run_dirs: list[Path], output: Path) -> dict:
         "samples_per_task": _sum_counts(i.get("samples_per_task", {}) for i in infos),
     }
     write_json_atomic(Path(output) / RUN_INFO, info)
+    # The shards' `greval audit --override`s hold for the merged run too.
+    from greval.audit import append_overrides, read_overrides
+
+    append_overrides(Path(output), [o for d in run_dirs for o in read_overrides(Path(d))])
     from greval.run import score_run_dir
 
     args = first.get("args", {})

@@ -77,8 +77,30 @@ Rules, applied in this order
 5. **No candidate.** A refusal phrase ("I can't determine", "unable to", "sorry",
    "unknown", "N/A", "none", ...) in the region -> REFUSAL; otherwise NO_ANSWER
    (a place name without coordinates is NO_ANSWER: greval does not geocode names).
-   A refusal phrase next to a coordinate does not matter: "I can't be sure, but my
-   best guess is 48.85, 2.35" is OK.
+
+6. **A caveat never erases a given answer.** A refusal is the answer only when it IS
+   what the last final-answer marker introduces (rule 4a), or when no usable coordinate
+   is offered at all (rule 5). A caveat about certainty, before or after the answer
+   ("my best guess", "I cannot be 100% certain", "impossible to pinpoint the exact
+   street", "**Important Note:** ... an educated guess") changes nothing:
+   `{"lat": 19.076, "long": 72.8777}` followed by such a note is OK at those coordinates.
+
+7. **Null Island is a placeholder.** An answer of exactly (0, 0) (`"latitude": "0",
+   "longitude": "0"` beside `"city": "Unknown"`, `0.0000, 0.0000`) is a refusal written
+   as data: REFUSAL (source "null_island"), flagged `null_island`.
+
+Flags
+-----
+`ParsedAnswer.flags` names what makes a reading doubtful; `greval audit` lists them
+and each run reports the flagged share (see greval/audit.py):
+- `coords_in_refusal`: REFUSAL or NO_ANSWER, yet the text holds a usable coordinate
+  (in the reasoning, or before a "Final answer: I cannot tell");
+- `null_island`: rule 7;
+- `multiple_answers`: two different named answers (JSON / labelled, more than ~1 km
+  apart), or, with nothing named, several pairs none of which is an alternative (4c);
+- `order_guess`: an unlabelled pair both of whose readings are on the globe, read
+  latitude first by convention;
+- `out_of_range`: the chosen coordinate is off the globe.
 
 Performance: all regular expressions are precompiled, none can backtrack
 catastrophically (no nested unbounded quantifiers over overlapping classes), and the
@@ -110,6 +132,8 @@ class ParsedAnswer:
     lon: float | None
     status: ParseStatus
     source: str | None = None  # which rule matched: "json", "labelled", "pair", "dms", ...
+    # Doubts about this reading, for `greval audit` (see "Flags" in the module docstring).
+    flags: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -307,6 +331,7 @@ _REFUSAL_RE = re.compile(
         can[ \t]?not|can'?t|can’t|couldn'?t|couldn’t|unable|not[ \t]+(?:be[ \t]+)?able|impossible|not[ \t]+possible
       | don'?t[ \t]+know|don’t[ \t]+know|do[ \t]+not[ \t]+know|no[ \t]+way[ \t]+to|sorry|apologi[sz]e|refuse|decline
       | (?:don'?t|don’t|do[ \t]+not)[ \t]+think[ \t]+(?:I|we)[ \t]+can
+      | not[ \t]+(?:confident|sure)[ \t]+enough|(?:don'?t|don’t|do[ \t]+not)[ \t]+feel[ \t]+confident
       | won'?t[ \t]+be[ \t]+able|unknown|undetermin\w*|indeterminate|not[ \t]+determinable|insufficient
       | not[ \t]+enough[ \t]+(?:information|detail|details|clues|context|visual)|no[ \t]+(?:clear|identifiable|distinctive|definitive|discernible|recognizable|obvious)
       | n/a|null|none|nan|no[ \t]+answer|privacy
@@ -399,9 +424,16 @@ def _parse(text: str | None) -> ParsedAnswer:
 
     candidates = _candidates(region)
     if not candidates:
-        return _REFUSAL if _REFUSAL_RE.search(region) else _NO_ANSWER
+        failed = _REFUSAL if _REFUSAL_RE.search(region) else _NO_ANSWER
+        return _with_flags(failed, _coords_elsewhere(text, region))
     chosen = _choose(region, candidates)
-    return _REFUSAL if chosen is None else _result(chosen)
+    if chosen is None:
+        return _with_flags(_REFUSAL, ("coords_in_refusal",) if any(map(_usable, candidates)) else ())
+    result = _result(chosen)
+    if result.ok and result.lat == 0.0 and result.lon == 0.0:
+        # Null Island: "0, 0" beside "city: Unknown" is a refusal written as data.
+        return ParsedAnswer(None, None, ParseStatus.REFUSAL, "null_island", ("null_island",))
+    return _with_flags(result, _doubts(region, candidates, chosen, result))
 
 
 def _answer_region(text: str) -> str:
@@ -663,6 +695,51 @@ def _choose(region: str, candidates: list[_Candidate]) -> _Candidate | None:
     if named:
         pool = named
     return pool[0] if pick_first else pool[-1]
+
+
+def _usable(c: _Candidate) -> bool:
+    return not c.refusal and c.valid and _in_range(c.lat, c.lon) and (c.lat, c.lon) != (0.0, 0.0)
+
+
+def _with_flags(result: ParsedAnswer, flags: tuple[str, ...]) -> ParsedAnswer:
+    if not flags:
+        return result
+    return ParsedAnswer(result.lat, result.lon, result.status, result.source, tuple(flags))
+
+
+def _coords_elsewhere(text: str, region: str) -> tuple[str, ...]:
+    """("coords_in_refusal",) when a refusal or no-answer still holds a usable coordinate
+    outside its answer region (in the reasoning); only read for failed answers."""
+    if len(text) == len(region) or len(text) > 4 * _MAX_REGION:
+        return ()
+    return ("coords_in_refusal",) if any(map(_usable, _candidates(text))) else ()
+
+
+_SAME_POINT_DEG = 0.01  # ~1 km: closer candidates are one answer written twice
+
+
+def _distinct(points: list[tuple[float, float]]) -> int:
+    kept: list[tuple[float, float]] = []
+    for lat, lon in points:
+        if all(abs(lat - a) > _SAME_POINT_DEG or abs(lon - b) > _SAME_POINT_DEG for a, b in kept):
+            kept.append((lat, lon))
+    return len(kept)
+
+
+def _doubts(region: str, candidates: list[_Candidate], chosen: _Candidate, result: ParsedAnswer) -> tuple[str, ...]:
+    flags = []
+    if result.status is ParseStatus.OUT_OF_RANGE:
+        flags.append("out_of_range")
+    if result.ok and chosen.source == "pair" and abs(chosen.lon) <= 90 and chosen.lat != chosen.lon:
+        flags.append("order_guess")  # both readings are on the globe: latitude-first is the convention
+    # Several different points offered as the answer: two named (JSON / labelled) answers,
+    # or, where nothing is named, several pairs none of which is marked as an alternative.
+    usable = [c for c in candidates if _usable(c)]
+    named = [c for c in usable if c.named]
+    pool = named or [c for i, c in enumerate(usable) if not _is_alternative(region, c, usable[i - 1].end if i else 0)]
+    if len(pool) > 1 and _distinct([(c.lat, c.lon) for c in pool]) > 1:
+        flags.append("multiple_answers")
+    return tuple(flags)
 
 
 def _result(c: _Candidate) -> ParsedAnswer:

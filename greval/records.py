@@ -49,6 +49,7 @@ class Prediction:
     attempts: int = 1
     cached: bool = False
     meta: dict[str, Any] = field(default_factory=dict)
+    flags: list[str] = field(default_factory=list)  # doubts about the reading (greval/audit.py)
 
     def to_json(self) -> str:
         # vars() not asdict(): the fields are plain values and dicts, and asdict's deep copy
@@ -109,9 +110,23 @@ def iter_raw(run_dir: Path) -> Iterator[dict[str, Any]]:
                 continue  # a torn line followed by a newline written on resume
 
 
-def read_predictions(run_dir: Path) -> list[dict[str, Any]]:
-    """The current record per (task, sample_id): the last one written wins."""
-    return latest_records(iter_raw(run_dir))
+def read_predictions(run_dir: Path, overrides: bool = True) -> list[dict[str, Any]]:
+    """The current record per (task, sample_id): the last one written wins, and the user's
+    overrides (`greval audit --override`) are applied unless `overrides=False`."""
+    records = latest_records(iter_raw(run_dir))
+    return with_overrides(run_dir, records) if overrides else records
+
+
+def with_overrides(run_dir: Path, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`records` of `run_dir` with its overrides.jsonl applied (in place)."""
+    from greval.audit import apply_overrides, read_overrides
+
+    found = read_overrides(run_dir)
+    if found:
+        info_path = Path(run_dir) / RUN_INFO
+        earth = read_json(info_path).get("earth", "haversine") if info_path.exists() else "haversine"
+        apply_overrides(records, found, earth=earth)
+    return records
 
 
 def latest_records(raw) -> list[dict[str, Any]]:

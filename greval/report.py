@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from greval.audit import EXTRACTION_FLAGS
 from greval.records import ERROR, METRICS, PREDICTIONS, RUN_INFO, read_json, read_predictions
 
 if TYPE_CHECKING:  # pandas is imported where a table is built, so `import greval.report` stays cheap
@@ -506,6 +507,14 @@ def summary_text(run: Run | str | Path) -> str:
             f" · refusals {_pct(block.get('refusal_rate'))}"
             f" · truncated {_pct(block.get('truncated_rate'))}"
         )
+        if block.get("flagged_rate"):
+            flag_counts = [(k, v) for k, v in (block.get("flag_counts") or {}).items() if k in EXTRACTION_FLAGS]
+            counts = ", ".join(f"{k} {v}" for k, v in sorted(flag_counts, key=lambda kv: -kv[1]))
+            lines.append(
+                f"  flagged   {_pct(block['flagged_rate'])} of answers read with doubt ({counts}): greval audit"
+            )
+        if block.get("n_overridden"):
+            lines.append(f"  {block['n_overridden']} answers overridden by hand (greval audit --override)")
         if n_errors:
             lines.append(f"  {n_errors} request errors: not scored; re-run the same command to retry them")
             lines.extend(_error_causes(run, task))

@@ -36,6 +36,7 @@ from greval.records import (
     latest_records,
     read_json,
     read_predictions,
+    with_overrides,
     write_json_atomic,
 )
 from greval.task import TaskSpec, resolve_tasks
@@ -213,9 +214,11 @@ def _image_ref(sample: Sample, prefixes: tuple[str, ...]) -> str | None:
 
 def _record(task: str, sample: Sample, request: Request, response: Response, prefixes: tuple[str, ...]) -> Prediction:
     """The record of one answer; `distance_km` is filled in per batch by `_add_distances`."""
+    from greval.audit import extraction_flags
     from greval.parse import parse_answer
 
     lat = lon = None
+    flags: list[str] = []
     if response.error is not None:
         status = ERROR
     elif response.truncated:
@@ -223,6 +226,7 @@ def _record(task: str, sample: Sample, request: Request, response: Response, pre
     else:
         parsed = parse_answer(response.text)
         status = getattr(parsed.status, "value", parsed.status)
+        flags = extraction_flags(response.text, parsed)
         if parsed.lat is not None:
             lat, lon = parsed.lat, parsed.lon
     usage = {k: v for k, v in vars(response.usage).items() if v}
@@ -248,6 +252,7 @@ def _record(task: str, sample: Sample, request: Request, response: Response, pre
         attempts=response.attempts,
         cached=response.cached,
         meta=response.meta,
+        flags=flags,
     )
 
 
@@ -399,8 +404,9 @@ async def _run(opts: RunOptions) -> RunResult:
             "skipped": dict(Counter(_problem_kind(p.message) for p in skipped)),
             "adapter_info": adapter.info(),
         }
-        if "cot_judge" in previous:  # written by `greval judge`; the chain scores depend on it
-            info["cot_judge"] = previous["cot_judge"]
+        for key in ("cot_judge", "overrides"):  # written by `greval judge` / `greval audit`
+            if key in previous:
+                info[key] = previous[key]
         write_json_atomic(run_dir / RUN_INFO, info)
 
         counts: Counter[str] = Counter()
@@ -435,7 +441,8 @@ async def _run(opts: RunOptions) -> RunResult:
                 await _dispatch(adapter, jobs, on_done, bar)
 
         raw = list(iter_raw(run_dir))  # one pass over the file for metrics and cost
-        metrics = score_run_dir(run_dir, planned, opts.granularities, opts.earth, opts.seed, latest_records(raw))
+        records = with_overrides(run_dir, latest_records(raw))
+        metrics = score_run_dir(run_dir, planned, opts.granularities, opts.earth, opts.seed, records)
         info.update(
             {
                 "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -40,11 +40,14 @@ materialising n × n_boot resamples, which would take minutes at 1 M records:
 from __future__ import annotations
 
 import zlib
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from greval.audit import is_flagged
 
 GRANULARITIES: dict[str, float] = {"street": 1.0, "city": 25.0, "region": 200.0, "country": 750.0, "continent": 2500.0}
 EARTH_RADIUS_KM = 6371.0088  # mean Earth radius, as in the haversine package
@@ -116,7 +119,7 @@ def _frame(records) -> pd.DataFrame:
         frame = records
     else:
         frame = pd.DataFrame(list(records))
-    for column in ("sample_id", "status", "lat", "lon", "gt_lat", "gt_lon", "scene", "scene_source"):
+    for column in ("sample_id", "status", "lat", "lon", "gt_lat", "gt_lon", "scene", "scene_source", "flags", "override"):
         if column not in frame.columns:
             if column in ("sample_id", "status", "gt_lat", "gt_lon") and len(frame):
                 raise ValueError(f"prediction records lack the column {column!r}")
@@ -187,6 +190,9 @@ class _Scored:
             self.continent_hit = self.ok & (pred_ct != None) & (pred_ct == gt_ct)  # noqa: E711
         self.scene = _labels(frame["scene"])
         self.scene_source = _labels(frame["scene_source"])
+        self.flags = frame["flags"].to_numpy(dtype=object)
+        self.flagged = np.fromiter((is_flagged(f) for f in self.flags), dtype=bool, count=self.n)
+        self.overridden = frame["override"].notna().to_numpy()
 
 
 def _labels(series: pd.Series) -> np.ndarray:
@@ -315,6 +321,10 @@ def _summary(s: _Scored, idx: np.ndarray, names: list[str], seed: int, n_boot: i
     out["parse_failure_rate"] = share(np.isin(status, PARSE_FAILURES))
     out["refusal_rate"] = share(status == REFUSAL)
     out["truncated_rate"] = share(status == TRUNCATED)
+    # Doubtful readings (greval/audit.py): extraction flags only; near_border is geography.
+    out["flagged_rate"] = share(s.flagged[idx])
+    out["flag_counts"] = dict(sorted(Counter(f for flags in s.flags[idx] if isinstance(flags, list) for f in flags).items()))
+    out["n_overridden"] = int(s.overridden[idx].sum())
     out["scene_counts"] = _counts(s.scene[idx])
     out["scene_source_counts"] = _counts(s.scene_source[idx])
 

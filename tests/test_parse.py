@@ -10,7 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from greval.parse import ParsedAnswer, ParseStatus, has_think_answer_format, parse_answer
@@ -159,6 +159,11 @@ _LAT = st.floats(min_value=-90, max_value=90, allow_nan=False)
 _LON = st.floats(min_value=-180, max_value=180, allow_nan=False)
 
 
+def _off_null_island(lat: float, lon: float, places: int) -> None:
+    """An answer that reads exactly (0, 0) is Null Island, a refusal: not a round trip."""
+    assume(round(lat, places) != 0 or round(lon, places) != 0)
+
+
 def _decimal_formats(lat: float, lon: float) -> list[str]:
     a, b = f"{lat:.6f}", f"{lon:.6f}"
     ns, ew = ("N" if lat >= 0 else "S"), ("E" if lon >= 0 else "W")
@@ -176,6 +181,7 @@ def _decimal_formats(lat: float, lon: float) -> list[str]:
 @settings(max_examples=300, deadline=None)
 @given(_LAT, _LON, _NOISE, _NOISE, st.integers(min_value=0, max_value=6))
 def test_decimal_pair_round_trips_inside_noise(lat, lon, before, after, which):
+    _off_null_island(lat, lon, 6)
     formatted = _decimal_formats(lat, lon)[which]
     got = parse_answer(f"{before}\nAnswer: {formatted}\n{after}")
     assert got.status is ParseStatus.OK, (formatted, got)
@@ -195,6 +201,7 @@ def _to_dms(x: float) -> tuple[int, int, float]:
 @settings(max_examples=200, deadline=None)
 @given(_LAT, _LON, _NOISE, _NOISE)
 def test_dms_round_trips_inside_noise(lat, lon, before, after):
+    _off_null_island(lat, lon, 4)
     (ld, lm, ls), (od, om, os_) = _to_dms(lat), _to_dms(lon)
     ns, ew = ("N" if lat >= 0 else "S"), ("E" if lon >= 0 else "W")
     formatted = f"{ld}°{lm}'{ls}\"{ns} {od}°{om}'{os_}\"{ew}"
@@ -206,6 +213,7 @@ def test_dms_round_trips_inside_noise(lat, lon, before, after):
 @settings(max_examples=100, deadline=None)
 @given(_LAT, _LON, st.text(max_size=300))
 def test_reasoning_never_leaks_into_the_answer(lat, lon, reasoning):
+    _off_null_island(lat, lon, 5)
     reasoning = reasoning.replace("<", " ")
     text = f'<think>{reasoning} 12.5, 45.25</think><answer>{{"Latitude": {lat:.5f}, "Longitude": {lon:.5f}}}</answer>'
     got = parse_answer(text)
@@ -237,14 +245,27 @@ _ADVERSARIAL = {
 }
 
 
+def _best_of_3(text: str) -> float:
+    times = []
+    for _ in range(3):
+        start = time.perf_counter()
+        parse_answer(text)
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
 @pytest.mark.parametrize("name", sorted(_ADVERSARIAL))
-def test_adversarial_megabyte_parses_fast(name):
+def test_adversarial_input_parses_in_linear_time(name):
+    """8x the text may cost about 8x the time, never the 64x of a quadratic blow-up.
+
+    A ratio measured in one process, not a wall-clock limit (machines are noisy); sizes
+    stay under the 64 KB region cap, so the parser's own work is what is measured.
+    (benchmarks/scoring.py times parsing in absolute terms.)"""
     text = _ADVERSARIAL[name]
-    start = time.perf_counter()
-    got = parse_answer(text)
-    elapsed = time.perf_counter() - start
-    _assert_well_formed(got)
-    assert elapsed < 1.0, f"{name}: {elapsed:.2f} s"
+    _assert_well_formed(parse_answer(text))
+    small, large = text[:8_000], text[:64_000]
+    ratio = _best_of_3(large) / max(_best_of_3(small), 1e-6)
+    assert ratio < 24, f"{name}: 8x the text took {ratio:.0f}x the time"
 
 
 def test_huge_answer_keeps_the_answer_at_the_end():
@@ -289,3 +310,57 @@ def test_x_comma_not_y_skips_the_rejected_place():
     # "not far" is no rejection
     got = parse_answer("It is Marseille (43.2965, 5.3698); in fact Lyon, not far from (45.7640, 4.8357).")
     assert (got.lat, got.lon) == (45.7640, 4.8357)
+
+
+# --- flags: the parser says where its reading is doubtful (greval audit lists them)
+
+
+@pytest.mark.parametrize(
+    "text, status, flags",
+    [
+        ('{"latitude": "0", "longitude": "0", "city": "Unknown"}', "refusal", ("null_island",)),
+        ("Final answer: 0.0000, 0.0000", "refusal", ("null_island",)),
+        ("<think>Maybe Paris, 48.85, 2.35.</think><answer>I cannot tell.</answer>", "refusal", ("coords_in_refusal",)),
+        ("<think>Maybe Paris, 48.85, 2.35.</think> Paris, France.", "no_answer", ("coords_in_refusal",)),
+        (
+            "48.85, 2.35 was my first thought. Final answer: I cannot tell where this is.",
+            "refusal",
+            ("coords_in_refusal",),
+        ),
+        ("Final answer: I cannot determine where this photo was taken.", "refusal", ()),
+        ("(48.85, 2.35)", "ok", ("order_guess",)),
+        ("(35.68, 139.69)", "ok", ()),  # only one reading is on the globe
+        ("Latitude: 48.85, Longitude: 2.35", "ok", ()),
+        ('{"lat": 48.85, "lon": 2.35} and also {"lat": 45.76, "lon": 4.83}', "ok", ("multiple_answers",)),
+        ('{"lat": 48.85, "lon": 2.35}, i.e. {"lat": 48.8501, "lon": 2.3502}', "ok", ()),  # one point twice
+        (
+            "Paris (48.85, 2.35) or maybe Lyon (45.76, 4.83)",
+            "ok",
+            ("order_guess",),
+        ),  # an alternative is not a second answer
+        ("Latitude: 95.0, Longitude: 10.0", "out_of_range", ("out_of_range",)),
+    ],
+)
+def test_flags(text, status, flags):
+    got = parse_answer(text)
+    assert (got.status.value, got.flags) == (status, flags), got
+
+
+def test_a_caveat_never_erases_the_issue_examples():
+    examples = {
+        '{"lat": 19.076, "long": 72.8777, "city": "Mumbai"}\n\n**Important Note:** Without a defining landmark, '
+        "pinpointing the exact spot is practically impossible; this is an educated guess.": (19.076, 72.8777),
+        "My best guess is Lisbon: 38.72, -9.14. Please note that this is only an educated guess; the actual location "
+        "could be different and it is not possible to be certain from the image alone.": (38.72, -9.14),
+        "Latitude: 35.0116 / Longitude: 135.7681\n\nWhile I cannot be 100% certain of the exact coordinates, "
+        "I am fairly confident this is Kyoto.": (35.0116, 135.7681),
+    }
+    for text, point in examples.items():
+        got = parse_answer(text)
+        assert got.ok and (got.lat, got.lon) == point, text
+    for text in (
+        "Final answer: I cannot determine where this photo was taken.",
+        "Sorry, I can't help with identifying the location of this photo.",
+        '{"lat": null, "long": null}',
+    ):
+        assert parse_answer(text).status is ParseStatus.REFUSAL, text

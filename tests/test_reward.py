@@ -100,14 +100,15 @@ def test_values_at_known_distances_match_the_formula(tau, dlat):
 
 
 def test_reward_is_1_at_zero_0_54_at_tau_and_falls_with_distance():
-    truth = (0.0, 0.0)
-    dlats = [0.0, 0.5, 1.0, 2.0, 8.0, 40.0, 90.0]
-    answers = [f"<answer>{{'lat': {d}, 'lon': 0}}</answer>" for d in dlats]
+    # Not at (0, 0): an answer of exactly (0, 0) is Null Island, a refusal (greval/parse.py).
+    truth = (10.0, 20.0)
+    dlats = [0.0, 0.5, 1.0, 2.0, 8.0, 40.0, 80.0]
+    answers = [f"<answer>{{'lat': {10.0 + d}, 'lon': 20}}</answer>" for d in dlats]
     rewards = geo_reward(answers, [truth[0]] * len(dlats), [truth[1]] * len(dlats), tau_km=200)
     assert rewards[0] == 1.0
     assert all(a > b for a, b in zip(rewards[:-1], rewards[1:], strict=True))
-    lat_at_tau = math.degrees(200 / R_KM)
-    at_tau = geo_reward([f"<answer>{{'lat': {lat_at_tau!r}, 'lon': 0}}</answer>"], [0.0], [0.0], tau_km=200)
+    lat_at_tau = 10.0 + math.degrees(200 / R_KM)
+    at_tau = geo_reward([f"<answer>{{'lat': {lat_at_tau!r}, 'lon': 20}}</answer>"], [10.0], [20.0], tau_km=200)
     assert at_tau[0] == pytest.approx(2 / (1 + math.e))
 
 
