@@ -306,11 +306,17 @@ def _print_summary(run_dir: Path) -> None:
     "--plots/--no-plots",
     default=True,
     show_default=True,
-    help="Also save plots (PNG and PDF) in each run folder (several runs: in the first).",
+    help="Also save plots (PNG and PDF): one run's in its folder, several runs' in --out.",
 )
-def report(run_dirs, fmt, tasks, scenes, plots) -> None:
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the plots of several runs (default: compare-A-vs-B beside the first run). "
+    "A run's own folder is never written by a comparison.",
+)
+def report(run_dirs, fmt, tasks, scenes, plots, out) -> None:
     """Tables (to stdout) and plots for one run, or several side by side."""
-    from greval.report import load_run, metrics_table, render, scene_table
+    from greval.report import comparison_folder, load_run, metrics_table, render, scene_table
 
     runs = [load_run(d) for d in run_dirs]
     if scenes:
@@ -325,7 +331,7 @@ def report(run_dirs, fmt, tasks, scenes, plots) -> None:
     if plots:
         from greval.plots import make_plots
 
-        out = Path(run_dirs[0]) / "plots"
+        out = Path(run_dirs[0]) / "plots" if len(runs) == 1 else comparison_folder(run_dirs, out)
         paths = make_plots(runs, out)
         click.echo(f"plots: {len(paths)} files in {out}", err=True)
 
@@ -387,12 +393,15 @@ def audit(run_dir, flag, task, fmt, overrides) -> None:
 def _sample_notes(runs, tasks: list[str] | None) -> list[str]:
     """What a table's N hides: samples that errored (left out of N), and runs that
     were scored on different numbers of samples of the same task."""
+    from greval.report import prompt_label
+
     notes: list[str] = []
     n_by_task: dict[str, list[tuple[str, int | None]]] = {}
     for run in runs:
         for task, block in run.metrics["tasks"].items():
             if tasks and task not in tasks:
                 continue
+            notes.append(f"{run.label} / {task}: prompt {prompt_label(run.info, task)}")
             n_by_task.setdefault(task, []).append((run.label, block.get("n")))
             if block.get("n_errors"):
                 notes.append(
@@ -412,12 +421,17 @@ def _sample_notes(runs, tasks: list[str] | None) -> list[str]:
 @click.option("--granularity", help="Only these granularities.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print the full comparison as JSON.")
-def compare(run_a, run_b, granularity, seed, as_json) -> None:
+@click.option(
+    "--ignore-data-hash",
+    is_flag=True,
+    help="Compare runs whose data hash differs although the ground truth of every shared id agrees.",
+)
+def compare(run_a, run_b, granularity, seed, as_json, ignore_data_hash) -> None:
     """Is model A really better than B? Paired differences on the samples both runs answered,
     with a p-value per metric (exact McNemar for accuracies, paired bootstrap otherwise)."""
     import json
 
-    from greval.compare import compare_records
+    from greval.compare import compare_records, different_data
     from greval.records import read_predictions
     from greval.report import ReportError
 
@@ -433,7 +447,11 @@ def compare(run_a, run_b, granularity, seed, as_json) -> None:
         raise ReportError(
             f"{run_a} and {run_b} measured distances on different Earth models ({', '.join(sorted(earths))})"
         )
-    result = compare_records(read_predictions(run_a), read_predictions(run_b), names, seed=seed, earth=earths.pop())
+    records_a, records_b = read_predictions(run_a), read_predictions(run_b)
+    mismatch = different_data(records_a, records_b, *(_run_info(d) for d in (run_a, run_b)))
+    if mismatch and not (mismatch[1] and ignore_data_hash):
+        raise ReportError(f"{run_a} and {run_b}: {mismatch[0]}")
+    result = compare_records(records_a, records_b, names, seed=seed, earth=earths.pop())
     if not result["tasks"]:
         only = f"A has {result['only_in_a'] or 'no answers'}, B has {result['only_in_b'] or 'no answers'}"
         raise ReportError(f"{run_a} and {run_b} have no task with answers in common ({only})")
@@ -454,6 +472,13 @@ def compare(run_a, run_b, granularity, seed, as_json) -> None:
             click.echo(
                 f"  {name:<16}{cells[0]}{cells[1]}{cells[2]}  {ci_text:<24}{(f'{p:.4f}' if p is not None else '–'):>9}  {m.get('n')}"
             )
+
+
+def _run_info(run_dir: Path) -> dict:
+    import json
+
+    path = run_dir / "run.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
 def _num(x) -> str:
@@ -569,6 +594,11 @@ def leaderboard(run_dirs, out, data_root, granularity) -> None:
     from greval.report import ReportError, load_run
 
     _granularities(granularity)
+    from greval.report import REPORT_MARKER
+
+    for folder in [d for d in run_dirs if (d / REPORT_MARKER).is_file()]:  # `results/*` holds comparisons too
+        click.echo(f"leaderboard: skipping {folder}: a `greval report` comparison, not a run", err=True)
+    run_dirs = [d for d in run_dirs if not (d / REPORT_MARKER).is_file()]
     for run_dir in run_dirs:  # a folder that is not a run: one line naming it
         load_run(run_dir)
         if not (run_dir / RUN_INFO).is_file():

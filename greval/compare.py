@@ -190,3 +190,44 @@ def compare_records(
     result["only_in_a"] = sorted(map(str, tasks_a - tasks_b))
     result["only_in_b"] = sorted(map(str, tasks_b - tasks_a))
     return result
+
+
+def different_data(records_a, records_b, info_a: dict[str, Any], info_b: dict[str, Any]) -> tuple[str, bool] | None:
+    """Why two runs were not scored on the same data, or None when they were.
+
+    Returns (message, hash_only): hash_only is True when the ground truth of every shared
+    id agrees and only the data hash differs (other images, say), which the caller may
+    choose to accept. Pairing samples by id across different data would compare answers
+    to different questions, so a mismatch in ground truth is never accepted.
+    """
+    truth_a = {(r["task"], str(r["sample_id"])): (r.get("gt_lat"), r.get("gt_lon")) for r in records_a}
+    shared = differ = 0
+    example = None
+    for r in records_b:
+        key = (r["task"], str(r["sample_id"]))
+        if key not in truth_a:
+            continue
+        shared += 1
+        (la, lo), (lb, ob) = truth_a[key], (r.get("gt_lat"), r.get("gt_lon"))
+        if la is None or lb is None or abs(float(la) - float(lb)) > 1e-9 or abs(float(lo) - float(ob)) > 1e-9:
+            differ += 1
+            example = example or f"{key[1]}: ({la}, {lo}) vs ({lb}, {ob})"
+    if differ:
+        return (
+            f"the runs were scored on different data: the ground truth differs for {differ} of {shared} "
+            f"shared sample ids (e.g. {example}); a paired comparison would compare answers to different photos",
+            False,
+        )
+    hashes_a, hashes_b = info_a.get("data_hash") or {}, info_b.get("data_hash") or {}
+    changed = sorted(
+        t for t in set(hashes_a) & set(hashes_b) if hashes_a[t] and hashes_b[t] and hashes_a[t] != hashes_b[t]
+    )
+    if changed:
+        shown = ", ".join(f"{t} {hashes_a[t][:12]} vs {hashes_b[t][:12]}" for t in changed)
+        return (
+            f"the runs were scored on different data: the data hash differs ({shown}), although the ground truth "
+            f"of the {shared} shared ids agrees (the images or other fields changed); "
+            "pass --ignore-data-hash to compare them anyway",
+            True,
+        )
+    return None

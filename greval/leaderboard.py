@@ -39,6 +39,7 @@ import greval
 from greval.compare import mcnemar_p
 from greval.records import ERROR as STATUS_ERROR
 from greval.records import METRICS, OK, RUN_INFO, read_json, read_predictions, write_json_atomic
+from greval.report import prompt_label
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("adapter", "Adapter", "text"),
     Column("kind", "Kind", "text"),
     Column("date", "Date", "date"),
+    Column("prompt", "Prompt", "text", title="prompt template and the first 8 characters of its hash"),
     Column("n", "n", "int", title="samples scored"),
     *(
         Column(key, label, "pct", "high", f"% within {label} ({name}), 95 % interval below")
@@ -255,6 +257,7 @@ def _row(run: RunData, task: str) -> dict[str, Any]:
         "adapter": str(run.info.get("adapter") or ""),
         "kind": kind,
         "date": created,
+        "prompt": prompt_label(run.info, task),
         "n": _finite(m.get("n")),
         "cost_usd": _task_cost(run, task),
     }

@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # pandas is imported where a table is built, so `import greva
     import pandas as pd
 
 FORMATS = ("md", "csv", "json", "latex")
+REPORT_MARKER = "greval-report.json"  # marks a comparison folder, so it is never taken for a run
 MISSING = "–"  # en dash: how a missing value reads in md, latex and summaries
 
 # Names of the distance thresholds the paper reports; other thresholds read as "<r> km".
@@ -179,6 +180,14 @@ def metrics_table(runs: Sequence[Run], tasks: Sequence[str] | None = None, *, ci
         for task in run_tasks:
             entries.append(({"model": run.label, "task": task}, run.metrics["tasks"][task]))
     return _rows(["model", "task"], entries, ci)
+
+
+def prompt_label(info: dict[str, Any], task: str) -> str:
+    """`template hash8` of a task's prompt (a prompt change moves accuracy), or – when unknown."""
+    template = (info.get("prompt_templates") or {}).get(task) or (info.get("args") or {}).get("template") or ""
+    digest = str((info.get("prompt_hashes") or {}).get(task) or "")
+    digest = digest if " " in digest else digest[:8]  # "12 distinct" stays as it is
+    return " ".join(x for x in (template, digest) if x) or MISSING
 
 
 def scene_table(run: Run | str | Path, *, ci: bool = False) -> pd.DataFrame:
@@ -527,3 +536,21 @@ def summary_text(run: Run | str | Path) -> str:
         reasons = ", ".join(f"{reason}: {count}" for reason, count in sorted(skipped.items(), key=lambda kv: -kv[1]))
         lines.append(f"skipped {total} samples ({reasons})")
     return "\n".join(lines) + "\n"
+
+
+def comparison_folder(run_dirs: Sequence[str | Path], out: str | Path | None = None) -> Path:
+    """Where plots of several runs go: `out`, or `compare-A-vs-B` beside the first run.
+
+    Never one of the runs' own folders (a comparison there would show up as that run's
+    plots on the leaderboard). The folder is marked with REPORT_MARKER, listing the runs.
+    """
+    runs = [Path(d).resolve() for d in run_dirs]
+    if out is None:
+        names = "-vs-".join(r.name for r in runs[:3]) + ("-and-more" if len(runs) > 3 else "")
+        out = runs[0].parent / f"compare-{names}"
+    out = Path(out)
+    if out.resolve() in runs or (out / RUN_INFO).exists():
+        raise ReportError(f"--out {out} is a run folder; a comparison goes to a folder of its own")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / REPORT_MARKER).write_text(json.dumps({"runs": [str(r) for r in runs]}, indent=2) + "\n", encoding="utf-8")
+    return out

@@ -398,6 +398,7 @@ async def _run(opts: RunOptions) -> RunResult:
             "earth": opts.earth,
             "tasks": [s.to_dict() for s in specs],
             "prompt_hashes": prompt_hashes,
+            "prompt_templates": {s.name: opts.template or s.template or adapter.default_template for s in specs},
             "data_hash": data_hashes,
             "data_dir": str(data_dir.resolve()) if data_dir else None,
             "samples_per_task": {name: len(samples) for name, samples in per_task.items()},

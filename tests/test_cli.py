@@ -56,7 +56,8 @@ def test_report_and_compare_on_real_runs(tmp_path, bench):
 
     result = cli("report", a, b, "--format", "json", "--no-plots")
     assert result.exit_code == 0, result.output
-    rows = json.loads(result.output)
+    rows = json.loads(result.stdout)  # notes (prompts, errored samples) go to stderr
+    assert "note: random / all: prompt gre " in result.stderr
     assert len(rows) == 2 and {r["n"] for r in rows} == {24}
 
     result = cli("report", a, "--format", "csv")
@@ -152,3 +153,27 @@ def test_a_missing_extra_is_named_with_its_install_command(tmp_path, bench, adap
     assert out.returncode == 2
     assert f"needs the '{blocked}' package, which is not installed: pip install 'greval[{extra}]'" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_report_of_several_runs_never_writes_into_a_run_folder(tmp_path, bench):
+    results = tmp_path / "results"
+    a, b = results / "a", results / "b"
+    assert cli("run", "-q", "--adapter", "random", "--data", bench, "--output", a).exit_code == 0
+    assert cli("run", "-q", "--adapter", "random", "--seed", "7", "--data", bench, "--output", b).exit_code == 0
+    before = sorted(p.name for p in a.iterdir())
+
+    result = cli("report", a, b, "--format", "csv")
+    assert result.exit_code == 0, result.output
+    out = results / "compare-a-vs-b"
+    assert f"in {out}" in result.output
+    assert sorted(p.name for p in a.iterdir()) == before  # A's folder is untouched: no plots of B in it
+    assert any(p.suffix == ".png" for p in out.iterdir())
+
+    chosen = tmp_path / "figs"
+    assert cli("report", a, b, "--out", chosen).exit_code == 0 and any(chosen.glob("*.png"))
+    refused = cli("report", a, b, "--out", b)
+    assert refused.exit_code == 2 and "is a run folder" in refused.output
+
+    site = cli("leaderboard", *sorted(results.iterdir()), "--out", tmp_path / "site")
+    assert site.exit_code == 0, site.output
+    assert f"skipping {out}" in site.output

@@ -100,3 +100,59 @@ def test_earth_model_matches_the_runs_metrics():
     for earth, hit in (("haversine", 0.0), ("geodesic", 1.0)):
         out = compare_records(a, b, ["city"], n_boot=50, earth=earth)["tasks"]["t"]["acc@25km"]
         assert out["a"] == hit == summarize(a, ["city"], n_boot=0, earth=earth, geocode=False)["acc@25km"]
+
+
+# --- the CLI refuses to pair runs scored on different data (issue 8)
+
+
+def _cli(*args):
+    from click.testing import CliRunner
+
+    from greval.cli import main
+
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def _random_run(bench, out, seed=0):
+    result = _cli("run", "-q", "-a", "random", "--data", bench, "--tasks", "all", "-o", out, "--seed", seed)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_compare_refuses_runs_on_different_data_and_compares_the_same_data(tmp_path):
+    from greval.testing import make_fixture_bench
+
+    bench = make_fixture_bench(tmp_path / "bench", n=12, seed=0)
+    other = make_fixture_bench(tmp_path / "other", n=12, seed=1)  # same ids, other places
+    a = _random_run(bench, tmp_path / "a", seed=1)
+    b = _random_run(bench, tmp_path / "b", seed=2)
+    c = _random_run(other, tmp_path / "c", seed=2)
+
+    same = _cli("compare", a, b)
+    assert same.exit_code == 0, same.output
+    assert "acc@2500km" in same.output
+
+    refused = _cli("compare", a, c)
+    assert refused.exit_code == 2
+    assert "scored on different data" in refused.output and "ground truth differs for" in refused.output
+    assert "95% CI" not in refused.output  # no table, no significance printed
+    assert _cli("compare", a, c, "--ignore-data-hash").exit_code == 2  # other ground truth is never paired
+
+
+def test_compare_refuses_a_changed_data_hash_unless_told(tmp_path):
+    import json
+    import shutil
+
+    from greval.testing import make_fixture_bench
+
+    bench = make_fixture_bench(tmp_path / "bench", n=12, seed=0)
+    copy = tmp_path / "copy"
+    shutil.copytree(bench, copy)
+    items = json.loads((copy / "GREval-Bench.json").read_text())
+    items[0]["gt_cot"] = "another reference chain"  # same ids and ground truth, other data
+    (copy / "GREval-Bench.json").write_text(json.dumps(items))
+    a = _random_run(bench, tmp_path / "a", seed=1)
+    b = _random_run(copy, tmp_path / "b", seed=2)
+    refused = _cli("compare", a, b)
+    assert refused.exit_code == 2 and "data hash differs" in refused.output and "--ignore-data-hash" in refused.output
+    assert _cli("compare", a, b, "--ignore-data-hash").exit_code == 0
