@@ -393,11 +393,15 @@ def audit(run_dir, flag, task, fmt, overrides) -> None:
 def _sample_notes(runs, tasks: list[str] | None) -> list[str]:
     """What a table's N hides: samples that errored (left out of N), and runs that
     were scored on different numbers of samples of the same task."""
+    from greval.cost import describe as describe_cost
     from greval.report import prompt_label
 
     notes: list[str] = []
     n_by_task: dict[str, list[tuple[str, int | None]]] = {}
     for run in runs:
+        cost = describe_cost(run.info)
+        if cost is not None:
+            notes.append(f"{run.label}: cost {cost}")
         for task, block in run.metrics["tasks"].items():
             if tasks and task not in tasks:
                 continue

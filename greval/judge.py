@@ -281,6 +281,7 @@ def judge_run(
     from datetime import datetime, timezone
 
     from greval.adapter import get_adapter_class
+    from greval.cost import cost_summary
     from greval.data import load_samples
     from greval.records import ERROR, METRICS, RUN_INFO, read_json, read_predictions, write_json_atomic
     from greval.types import GenerationConfig, Request, Sample
@@ -388,8 +389,9 @@ def judge_run(
         "requests_this_invocation": {"sent": n_todo, **counts},
         "failures": len(failed),
         "skipped": dict(Counter(r["error"] for r in current if r["status"] == SKIPPED)),
-        # Every judge line on disk was paid for once (cache hits cost 0): the folder's total.
-        "cost_usd": round(sum(r.get("cost_usd") or 0.0 for r in iter_cot(run_dir)), 6),
+        # Every judge line on disk was paid for once (cache hits cost 0): the folder's total,
+        # unknown (None) where the judge model has no price.
+        **cost_summary(iter_cot(run_dir), "api"),
         "adapter_summaries": summaries,
     }
     info = read_json(run_dir / RUN_INFO)  # fresh: keep everything the run wrote
@@ -516,6 +518,7 @@ def judge_cli(
         adapter_options=options,
         progress=not quiet,
     )
+    from greval.cost import describe as describe_cost
     from greval.records import METRICS, read_json
 
     metrics = read_json(run_dir / METRICS)
@@ -530,7 +533,7 @@ def judge_cli(
         )
     for reason, n in record["skipped"].items():
         click.echo(f"skipped {n}: {reason}")
-    click.echo(f"judge cost: ${record['cost_usd']:.4f} (cot.jsonl in {run_dir})")
+    click.echo(f"judge cost: {describe_cost(record)} (cot.jsonl in {run_dir})")
     if record["failures"]:
         click.echo(f"{record['failures']} judge failures recorded with their cause: re-run to retry them", err=True)
         sys.exit(3)

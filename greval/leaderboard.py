@@ -37,6 +37,8 @@ from PIL import Image
 
 import greval
 from greval.compare import mcnemar_p
+from greval.cost import PARTIAL, UNKNOWN, cost_summary
+from greval.cost import describe as describe_cost
 from greval.records import ERROR as STATUS_ERROR
 from greval.records import METRICS, OK, RUN_INFO, read_json, read_predictions, write_json_atomic
 from greval.report import prompt_label
@@ -239,17 +241,19 @@ def _ordered_tasks(runs: list[RunData]) -> list[str]:
     return sorted(names, key=key)
 
 
-def _task_cost(run: RunData, task: str) -> float | None:
-    costs = [c for rec in run.records if rec.get("task") == task and (c := _finite(rec.get("cost_usd"))) is not None]
-    if costs:
-        return sum(costs)
-    if len(run.tasks) == 1:
-        return _finite(run.info.get("cost_usd"))
-    return None
+def _task_cost(run: RunData, task: str) -> dict[str, Any]:
+    """greval.cost's summary of one task's records (a run.json without records: its total)."""
+    records = [rec for rec in run.records if rec.get("task") == task]
+    if records:
+        return cost_summary(records, run.info.get("kind"))
+    if len(run.tasks) == 1 and run.info.get("cost_status"):
+        return {k: run.info.get(k) for k in ("cost_usd", "cost_status")}
+    return {"cost_usd": _finite(run.info.get("cost_usd")) if len(run.tasks) == 1 else None, "cost_status": None}
 
 
 def _row(run: RunData, task: str) -> dict[str, Any]:
     m = run.tasks[task]
+    cost = _task_cost(run, task)
     kind = str(run.info.get("kind") or "")
     created = str(run.info.get("created") or "")
     values: dict[str, Any] = {
@@ -259,7 +263,7 @@ def _row(run: RunData, task: str) -> dict[str, Any]:
         "date": created,
         "prompt": prompt_label(run.info, task),
         "n": _finite(m.get("n")),
-        "cost_usd": _task_cost(run, task),
+        "cost_usd": cost["cost_usd"],
     }
     for col in COLUMNS:
         if col.key not in values:
@@ -276,6 +280,9 @@ def _row(run: RunData, task: str) -> dict[str, Any]:
         "data": values,
         "ci": ci,
         "best": set(),
+        "cost_status": cost["cost_status"],
+        # What a cell shows instead of a number greval could not compute: never "$0.00".
+        "missing": {"cost_usd": "unknown"} if cost["cost_status"] in (UNKNOWN, PARTIAL) else {},
     }
 
 
@@ -296,7 +303,11 @@ def task_table(runs: list[RunData], task: str) -> dict[str, Any]:
     members = [run for run in runs if task in run.tasks]
     rows = [_row(run, task) for run in members]
     # Columns with no value in any row (e.g. no chain scores) are left out.
-    columns = [c for c in COLUMNS if c.fmt in ("text", "date") or any(r["data"][c.key] is not None for r in rows)]
+    columns = [
+        c
+        for c in COLUMNS
+        if c.fmt in ("text", "date") or any(r["data"][c.key] is not None or c.key in r["missing"] for r in rows)
+    ]
     _mark_best(rows, columns)
     first = GRANULARITIES[3][0]
     rows.sort(key=lambda r: -(r["data"][first] or -1.0))
@@ -574,7 +585,7 @@ def _provenance(run: RunData) -> list[tuple[str, str]]:
         ("Adapter info", text(info.get("adapter_info"))),
         ("Distance", text(info.get("earth"))),
         ("Samples per task", text(info.get("samples_per_task"))),
-        ("Cost (USD)", text(info.get("cost_usd"))),
+        ("Cost (USD)", text(describe_cost(info) or info.get("cost_usd"))),
         ("Duration (s)", text(info.get("duration_s"))),
         ("Libraries", text(info.get("libraries"))),
         ("Python / platform", text(" · ".join(str(info[k]) for k in ("python", "platform") if info.get(k)))),
@@ -593,6 +604,7 @@ def _export_row(row: dict[str, Any], columns: list[Column]) -> dict[str, Any]:
         "kind": v["kind"],
         "created": v["date"],
         "metrics": {c.key: v[c.key] for c in columns if c.fmt not in ("text", "date")},
+        "cost_status": row["cost_status"],
         "ci95": row["ci"],
         "best": sorted(row["best"]),
     }

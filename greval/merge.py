@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from greval.cost import merged as merged_cost
 from greval.records import ERROR, RUN_INFO, Prediction, PredictionWriter, read_json, read_predictions, write_json_atomic
 
 
@@ -51,7 +52,7 @@ def merge_runs(run_dirs: list[Path], output: Path) -> dict:
         "merged_from": [str(d) for d in run_dirs],
         "shards": [i.get("args", {}).get("shard") for i in infos],
         "missing_shards": missing,
-        "cost_usd": round(sum(i.get("cost_usd") or 0.0 for i in infos), 6),
+        **merged_cost(infos),
         "samples_per_task": _sum_counts(i.get("samples_per_task", {}) for i in infos),
     }
     write_json_atomic(Path(output) / RUN_INFO, info)

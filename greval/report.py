@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from greval.audit import EXTRACTION_FLAGS
+from greval.cost import describe as describe_cost
 from greval.records import ERROR, METRICS, PREDICTIONS, RUN_INFO, read_json, read_predictions
 
 if TYPE_CHECKING:  # pandas is imported where a table is built, so `import greval.report` stays cheap
@@ -527,9 +528,9 @@ def summary_text(run: Run | str | Path) -> str:
         if n_errors:
             lines.append(f"  {n_errors} request errors: not scored; re-run the same command to retry them")
             lines.extend(_error_causes(run, task))
-    cost = run.info.get("cost_usd")
-    if not _is_missing(cost) and (run.info.get("kind") == "api" or float(cost) > 0):
-        lines.append(f"cost: ${float(cost):,.4f}")
+    cost = describe_cost(run.info)
+    if cost is not None:
+        lines.append(f"cost: {cost}")
     skipped = run.info.get("skipped") or {}
     if skipped:
         total = sum(int(count) for count in skipped.values())

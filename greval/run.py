@@ -330,6 +330,8 @@ def run(opts: RunOptions) -> RunResult:
 async def _run(opts: RunOptions) -> RunResult:
     from tqdm.auto import tqdm
 
+    from greval.cost import cost_summary
+
     started = time.time()
     specs = resolve_tasks(opts.tasks, opts.include_paths)
     adapter_cls = get_adapter_class(opts.adapter)
@@ -411,17 +413,18 @@ async def _run(opts: RunOptions) -> RunResult:
         write_json_atomic(run_dir / RUN_INFO, info)
 
         counts: Counter[str] = Counter()
-        cost = 0.0
+        cost, unpriced = 0.0, 0
 
         with PredictionWriter(run_dir) as writer:
 
             def on_done(batch: list[_Job], responses: list[Response]) -> None:
-                nonlocal cost
+                nonlocal cost, unpriced
                 records = []
                 for job, response in zip(batch, responses, strict=True):
                     counts["errors" if response.error else "answered"] += 1
                     counts["cached"] += bool(response.cached)
                     cost += response.cost_usd or 0.0
+                    unpriced += response.cost_usd is None and response.error is None
                     for i, (task, sample) in enumerate(job.targets):
                         record = _record(task, sample, job.request, response, prefixes)
                         if i > 0:  # one answer serves several tasks: its cost is counted once
@@ -450,9 +453,9 @@ async def _run(opts: RunOptions) -> RunResult:
                 "duration_s": round(time.time() - started, 3),
                 "requests": {"planned": len(planned), "already_done": len(planned & done), "sent": len(jobs), **counts},
                 # Every line on disk is a response that was paid for (cache hits cost 0),
-                # so the folder's total survives crashes and resumes.
-                "cost_usd": round(sum(r.get("cost_usd") or 0.0 for r in raw), 6),
-                "cost_usd_this_invocation": round(cost, 6),
+                # so the folder's total survives crashes and resumes; unpriced is unknown.
+                **cost_summary(raw, adapter.kind),
+                "cost_usd_this_invocation": None if unpriced and adapter.kind == "api" else round(cost, 6),
             }
         )
         if hasattr(adapter, "run_summary"):
