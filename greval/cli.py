@@ -591,7 +591,12 @@ def merge(run_dirs, output) -> None:
     show_default=True,
     help="Granularity of the significance matrix (street, city, region, country, continent).",
 )
-def leaderboard(run_dirs, out, data_root, granularity) -> None:
+@click.option(
+    "--common-samples",
+    is_flag=True,
+    help="Rank every run of a table on the samples all of them answered (re-scored), not on its own.",
+)
+def leaderboard(run_dirs, out, data_root, granularity, common_samples) -> None:
     """Build a static HTML leaderboard (SITE/index.html) that works offline from file://."""
     from greval.leaderboard import build_site
     from greval.records import RUN_INFO
@@ -607,7 +612,13 @@ def leaderboard(run_dirs, out, data_root, granularity) -> None:
         load_run(run_dir)
         if not (run_dir / RUN_INFO).is_file():
             raise ReportError(f"{run_dir} is not a greval run folder: no {RUN_INFO}")
-    index = build_site(list(run_dirs), out, data_root=data_root, granularity_for_significance=granularity)
+    index = build_site(
+        list(run_dirs),
+        out,
+        data_root=data_root,
+        granularity_for_significance=granularity,
+        common_samples=common_samples,
+    )
     click.echo(f"leaderboard: {index}")
 
 

@@ -77,6 +77,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("date", "Date", "date"),
     Column("prompt", "Prompt", "text", title="prompt template and the first 8 characters of its hash"),
     Column("n", "n", "int", title="samples scored"),
+    Column("coverage", "Coverage", "text", title="samples answered / samples of the task"),
     *(
         Column(key, label, "pct", "high", f"% within {label} ({name}), 95 % interval below")
         for key, _, label, name in GRANULARITIES
@@ -251,8 +252,20 @@ def _task_cost(run: RunData, task: str) -> dict[str, Any]:
     return {"cost_usd": _finite(run.info.get("cost_usd")) if len(run.tasks) == 1 else None, "cost_status": None}
 
 
-def _row(run: RunData, task: str) -> dict[str, Any]:
-    m = run.tasks[task]
+def _coverage(run: RunData, task: str, n: float | None) -> tuple[str, bool]:
+    """("421 / 1,602", incomplete) from metrics.json's n and run.json's task size (the whole
+    task, before --limit and --shard; runs from before task_sizes: the samples they planned)."""
+    total = (run.info.get("task_sizes") or run.info.get("samples_per_task") or {}).get(task)
+    if n is None:
+        return "—", False
+    if not isinstance(total, int) or total <= 0:
+        return f"{int(n):,}", False
+    incomplete = int(n) < total
+    return f"{int(n):,} / {total:,}" + (" (incomplete)" if incomplete else ""), incomplete
+
+
+def _row(run: RunData, task: str, metrics: dict[str, Any] | None = None) -> dict[str, Any]:
+    m = run.tasks[task] if metrics is None else metrics
     cost = _task_cost(run, task)
     kind = str(run.info.get("kind") or "")
     created = str(run.info.get("created") or "")
@@ -263,6 +276,7 @@ def _row(run: RunData, task: str) -> dict[str, Any]:
         "date": created,
         "prompt": prompt_label(run.info, task),
         "n": _finite(m.get("n")),
+        "coverage": _coverage(run, task, _finite(m.get("n")))[0] if metrics is None else f"{int(m['n']):,} (common)",
         "cost_usd": cost["cost_usd"],
     }
     for col in COLUMNS:
@@ -299,9 +313,46 @@ def _mark_best(rows: list[dict[str, Any]], columns: list[Column]) -> None:
                 r["best"].add(col.key)
 
 
-def task_table(runs: list[RunData], task: str) -> dict[str, Any]:
+def data_groups(runs: list[RunData], task: str) -> list[tuple[str, list[RunData]]]:
+    """The runs of `task`, one group per data hash, largest first: runs scored on different
+    data never share a ranking. One group keeps the task's name; several are named by hash."""
+    groups: dict[str, list[RunData]] = {}
+    for run in runs:
+        if task in run.tasks:
+            hashes = run.info.get("data_hash") or {}
+            digest = hashes.get(task) if isinstance(hashes, dict) else hashes  # one hash for all tasks
+            groups.setdefault(str(digest or "unknown"), []).append(run)
+    if len(groups) <= 1:
+        return [(task, members) for members in groups.values()]
+    ordered = sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+    return [(f"{task} · data {digest[:8]}", members) for digest, members in ordered]
+
+
+def common_metrics(members: list[RunData], task: str) -> dict[str, dict[str, Any]]:
+    """Each run's metrics of `task` re-scored on the samples every run answered."""
+    from greval.score import summarize
+
+    answered = [
+        {r["sample_id"] for r in run.records if r["task"] == task and r["status"] != STATUS_ERROR} for run in members
+    ]
+    common = set.intersection(*answered) if answered else set()
+    out = {}
+    for run in members:
+        records = [r for r in run.records if r["task"] == task and r["sample_id"] in common]
+        out[run.slug] = (
+            summarize(records, earth=run.info.get("earth", "haversine"), seed=run.info.get("seed", 0))
+            if records
+            else {"n": 0}
+        )
+    return out
+
+
+def task_table(runs: list[RunData], task: str, key: str | None = None, common: bool = False) -> dict[str, Any]:
+    """The ranking of one task over `runs` (one data group); `common` re-scores every run on
+    the samples all of them answered."""
     members = [run for run in runs if task in run.tasks]
-    rows = [_row(run, task) for run in members]
+    scored = common_metrics(members, task) if common else {}
+    rows = [_row(run, task, scored.get(run.slug)) for run in members]
     # Columns with no value in any row (e.g. no chain scores) are left out.
     columns = [
         c
@@ -311,7 +362,7 @@ def task_table(runs: list[RunData], task: str) -> dict[str, Any]:
     _mark_best(rows, columns)
     first = GRANULARITIES[3][0]
     rows.sort(key=lambda r: -(r["data"][first] or -1.0))
-    return {"task": task, "columns": columns, "rows": rows, "runs": members}
+    return {"task": task, "key": key or task, "columns": columns, "rows": rows, "runs": members, "common": common}
 
 
 def _scenes(members: list[RunData], task: str) -> dict[str, Any]:
@@ -638,6 +689,7 @@ def build_site(
     *,
     data_root: Path | None = None,
     granularity_for_significance: str = "country",
+    common_samples: bool = False,
 ) -> Path:
     """Build the static leaderboard for `run_dirs` into `out`; returns `out/index.html`."""
     if not run_dirs:
@@ -670,11 +722,13 @@ def build_site(
         thumbs = {k: v for k, v in thumbs.items() if v not in failed}
 
     tasks = _ordered_tasks(runs)
-    tables = [task_table(runs, task) for task in tasks]
+    tables = [
+        task_table(members, task, key, common_samples) for task in tasks for key, members in data_groups(runs, task)
+    ]
     analysis = {}
     for table in tables:
         members = table["runs"]
-        analysis[table["task"]] = {
+        analysis[table["key"]] = {
             "runs": [{"model": r.model, "run_id": r.run_id, "slug": r.slug} for r in members],
             "acc": {key: [_round(r.tasks[table["task"]].get(key)) for r in members] for key, *_ in GRANULARITIES},
             "scenes": _scenes(members, table["task"]),
@@ -688,7 +742,8 @@ def build_site(
         "generator": f"greval {greval.__version__}",
         "built": built,
         "granularities": {k: km for k, km, *_ in GRANULARITIES},
-        "tasks": {t["task"]: [_export_row(r, t["columns"]) for r in t["rows"]] for t in tables},
+        "tasks": {t["key"]: [_export_row(r, t["columns"]) for r in t["rows"]] for t in tables},
+        "common_samples": common_samples,
         "significance": {
             "test": "exact McNemar, two-sided, paired on shared samples; rows: [i, j, n, acc_i, acc_j, p]",
             "tasks": {
@@ -704,6 +759,7 @@ def build_site(
         env.get_template("index.html").render(
             root="",
             n_runs=len(runs),
+            common_samples=common_samples,
             tables=tables,
             kinds=sorted({r["data"]["kind"] for t in tables for r in t["rows"] if r["data"]["kind"]}),
             kind_labels=KIND_LABELS,
@@ -729,7 +785,7 @@ def build_site(
                     plots.append({"src": f"plots/{safe}", "name": plot.stem})
         page_dir.mkdir(parents=True, exist_ok=True)
         summary = [
-            (t["task"], next(r for r in t["rows"] if r["slug"] == run.slug), t["columns"])
+            (t["key"], next(r for r in t["rows"] if r["slug"] == run.slug), t["columns"])
             for t in tables
             if run.slug in {r["slug"] for r in t["rows"]}
         ]

@@ -112,9 +112,10 @@ def _default_run_dir(opts: RunOptions) -> Path:
 
 def _load_task_samples(
     specs: list[TaskSpec], opts: RunOptions
-) -> tuple[dict[str, list[Sample]], dict[str, str], list, list, list[Path]]:
+) -> tuple[dict[str, list[Sample]], dict[str, str], list, list, list[Path], dict[str, int]]:
     """Samples per task; each distinct dataset is loaded once. Also the data's problems,
-    those of them that left a sample out, and the folders image paths are relative to."""
+    those of them that left a sample out, the folders image paths are relative to, and
+    each task's whole size (before --shard and --limit: what full coverage means)."""
     from greval.data import load_samples
 
     cache: dict[str, Any] = {}
@@ -123,6 +124,7 @@ def _load_task_samples(
     problems: list = []
     skipped: list = []
     roots: list[Path] = []
+    sizes: dict[str, int] = {}
     for spec in specs:
         key = repr(sorted(spec.dataset.items()))
         if key not in cache:
@@ -136,12 +138,13 @@ def _load_task_samples(
         samples = [s for s in result.samples if spec.scene is None or s.scene == spec.scene]
         if not samples:  # an empty run would only print a blank summary
             raise RunError(f"task {spec.name}: {_why_empty(spec, result)}")
+        sizes[spec.name] = len(samples)
         samples = [s for s in samples if in_shard(s.sample_id, opts.shard)]
         if opts.limit is not None:
             samples = samples[: opts.limit]
         per_task[spec.name] = samples
         hashes[spec.name] = result.source_hash
-    return per_task, hashes, problems, skipped, roots
+    return per_task, hashes, problems, skipped, roots, sizes
 
 
 def _why_empty(spec: TaskSpec, result: Any) -> str:
@@ -344,7 +347,7 @@ async def _run(opts: RunOptions) -> RunResult:
     }
     check_resumable(run_dir, opts.adapter, opts.model, args, opts.seed)
     # Data before the adapter: a bad --data path should not wait for 16 GB of weights.
-    per_task, data_hashes, problems, skipped, roots = _load_task_samples(specs, opts)
+    per_task, data_hashes, problems, skipped, roots, task_sizes = _load_task_samples(specs, opts)
     if not opts.progress:  # --quiet also hushes the Hub's and transformers' loading bars
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     options = dict(opts.adapter_options)
@@ -404,6 +407,7 @@ async def _run(opts: RunOptions) -> RunResult:
             "data_hash": data_hashes,
             "data_dir": str(data_dir.resolve()) if data_dir else None,
             "samples_per_task": {name: len(samples) for name, samples in per_task.items()},
+            "task_sizes": task_sizes,
             "skipped": dict(Counter(_problem_kind(p.message) for p in skipped)),
             "adapter_info": adapter.info(),
         }

@@ -322,3 +322,58 @@ def test_site_from_real_greval_runs(tmp_path):
     export = json.loads((tmp_path / "site" / "leaderboard.json").read_text())
     assert [r["model"] for r in export["tasks"]["all"]] == ["near<i>!</i>", "evil<i>!</i>"]
     assert export["tasks"]["all"][0]["metrics"]["acc@25km"] == 1.0
+
+
+# --- runs on different data never share a ranking; coverage; --common-samples (issue 8)
+
+
+def _cli_run(bench, out, *extra):
+    from click.testing import CliRunner
+
+    from greval.cli import main
+
+    args = ["run", "-q", "-a", "random", "--data", str(bench), "--tasks", "all", "-o", str(out), *map(str, extra)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_runs_on_other_data_get_their_own_table_with_coverage(tmp_path):
+    from greval.testing import make_fixture_bench
+
+    bench = make_fixture_bench(tmp_path / "bench", n=12, seed=0)
+    other = make_fixture_bench(tmp_path / "other", n=12, seed=1)  # same ids, other ground truth
+    full = _cli_run(bench, tmp_path / "full", "--seed", 1)
+    part = _cli_run(bench, tmp_path / "part", "--seed", 2, "--limit", 5)
+    elsewhere = _cli_run(other, tmp_path / "elsewhere", "--seed", 3)
+    site = tmp_path / "site"
+    build_site([full, part, elsewhere], site)
+    board = json.loads((site / "leaderboard.json").read_text())
+    keys = sorted(board["tasks"])
+    assert len(keys) == 2 and all(k.startswith("all · data ") for k in keys)
+    sizes = sorted(len(rows) for rows in board["tasks"].values())
+    assert sizes == [1, 2]  # the two runs on `bench` share a table; the other data has its own
+    html = (site / "index.html").read_text()
+    assert "5 / 12 (incomplete)" in html and "12 / 12" in html
+    assert board["common_samples"] is False
+
+
+def test_common_samples_ranks_every_run_on_the_shared_samples(tmp_path):
+    from greval.testing import make_fixture_bench
+
+    bench = make_fixture_bench(tmp_path / "bench", n=12, seed=0)
+    full = _cli_run(bench, tmp_path / "full", "--seed", 1)
+    part = _cli_run(bench, tmp_path / "part", "--seed", 2, "--limit", 5)
+    site = tmp_path / "site"
+    build_site([full, part], site, common_samples=True)
+    rows = json.loads((site / "leaderboard.json").read_text())["tasks"]["all"]
+    assert [r["metrics"]["n"] for r in rows] == [5, 5]
+    # The full run's numbers are those of its first 5 samples, not of all 12.
+    from greval.records import read_predictions
+    from greval.score import summarize
+
+    shared = {r["sample_id"] for r in read_predictions(part)}
+    mine = summarize([r for r in read_predictions(full) if r["sample_id"] in shared], n_boot=0)
+    row = next(r for r in rows if r["run_id"] == "full")
+    assert row["metrics"]["acc@2500km"] == pytest.approx(mine["acc@2500km"])
+    assert "samples all runs of its table answered" in (site / "index.html").read_text()
