@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from greval.adapter import AdapterError
-from greval.types import GenerationConfig, Request
+from greval.types import GenerationConfig, Request, image_problem
 
 # Hub files a VLM needs for inference (weights, configs, tokenizer, processor, template,
 # remote code); skips training states and duplicate formats some repos carry.
@@ -145,7 +145,8 @@ def cap_pixels(image, max_pixels: int | None, min_pixels: int | None = None):
 
 
 def load_images(requests: list[Request]) -> tuple[list[Any], dict[int, str]]:
-    """This batch's images, decoded now; unreadable ones become per-sample errors."""
+    """This batch's images, decoded now; an unreadable one is a data problem of its sample
+    (see Response.data_problem), named with its file."""
     images: list[Any] = []
     errors: dict[int, str] = {}
     for i, request in enumerate(requests):
@@ -153,7 +154,7 @@ def load_images(requests: list[Request]) -> tuple[list[Any], dict[int, str]]:
             images.append(request.sample.load_image())
         except Exception as exc:
             images.append(None)
-            errors[i] = f"sample {request.sample.sample_id}: cannot read image ({type(exc).__name__}: {exc})"
+            errors[i] = image_problem(request.sample, exc)
     return images, errors
 
 

@@ -175,7 +175,7 @@ class HFAdapter(Adapter):
     def generate(self, requests: list[Request]) -> list[Response]:
         images, errors = load_images(requests)
         responses: list[Response | None] = [
-            Response(error=errors[i]) if i in errors else None for i in range(len(requests))
+            Response(data_problem=errors[i]) if i in errors else None for i in range(len(requests))
         ]
         # One generate() call per distinct decoding setting (tasks may differ in max_tokens).
         groups: dict[tuple, list[int]] = defaultdict(list)

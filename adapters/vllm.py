@@ -348,7 +348,7 @@ class VLLMAdapter(Adapter):
     def generate(self, requests: list[Request]) -> list[Response]:
         images, errors = load_images(requests)
         responses: list[Response | None] = [
-            Response(error=errors.get(i)) if i in errors else None for i in range(len(requests))
+            Response(data_problem=errors[i]) if i in errors else None for i in range(len(requests))
         ]
         todo = [i for i in range(len(requests)) if i not in errors]
         conversations = [self.build_conversation(requests[i], images[i]) for i in todo]

@@ -51,7 +51,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 from greval.adapter import Adapter, AdapterError
 from greval.cache import ResponseCache, cache_key
 from greval.pricing import Price, PriceTable
-from greval.types import Request, Response, Usage
+from greval.types import Request, Response, Usage, image_problem
 
 log = logging.getLogger(__name__)
 
@@ -548,10 +548,8 @@ class ApiAdapter(Adapter):
             started = time.perf_counter()
             try:
                 prepared = await asyncio.to_thread(self._prepare, request, gen)
-            except Exception as exc:  # unreadable image: the sample's own problem, named
-                stats["errors"] += 1
-                self._errors["image"] += 1
-                return Response(error=f"image: {type(exc).__name__}: {exc}", attempts=0)
+            except Exception as exc:  # unreadable image: the sample's own data problem, named
+                return Response(data_problem=image_problem(request.sample, exc), attempts=0)
             if prepared.cached is not None:
                 hit = prepared.cached
                 stats["cached_hits"] += 1

@@ -259,6 +259,23 @@ def _record(task: str, sample: Sample, request: Request, response: Response, pre
     )
 
 
+def _report_data_problems(run_dir: Path, data_problems: list[tuple[str, str]], info: dict[str, Any]) -> None:
+    """Samples whose image could not be read: named on stderr and in problems.txt, counted
+    with the skipped samples in run.json, left out of n; the next run looks at them again."""
+    messages = list(dict.fromkeys(message for _, message in data_problems))
+    with (run_dir / "problems.txt").open("a", encoding="utf-8") as f:
+        f.write("".join(m + "\n" for m in messages))
+    skipped = info.setdefault("skipped", {})
+    skipped["image cannot be read"] = skipped.get("image cannot be read", 0) + len(messages)
+    info["unreadable_images"] = len(messages)
+    shown = "\n  ".join(messages[:5]) + (f"\n  … and {len(messages) - 5} more" if len(messages) > 5 else "")
+    print(
+        f"greval: {len(messages)} sample(s) skipped, their image cannot be read (nothing was sent for them; "
+        f"fix the files and re-run to ask them; list in {run_dir / 'problems.txt'}):\n  {shown}",
+        file=sys.stderr,
+    )
+
+
 def _add_distances(records: list[Prediction], earth: str) -> None:
     """One vectorised distance call per batch instead of one per record."""
     from greval.score import distance_km
@@ -363,6 +380,7 @@ async def _run(opts: RunOptions) -> RunResult:
         data_dir = roots[0] if roots else None
         prefixes = tuple(dict.fromkeys(f"{d}{os.sep}" for root in roots for d in (root, root.resolve())))
         run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "problems.txt").unlink(missing_ok=True)  # this run's problems only
         if problems:
             lines = [str(p) for p in problems]
             (run_dir / "problems.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -418,6 +436,7 @@ async def _run(opts: RunOptions) -> RunResult:
 
         counts: Counter[str] = Counter()
         cost, unpriced = 0.0, 0
+        data_problems: list[tuple[str, str]] = []  # (task, message) of unreadable images
 
         with PredictionWriter(run_dir) as writer:
 
@@ -425,6 +444,9 @@ async def _run(opts: RunOptions) -> RunResult:
                 nonlocal cost, unpriced
                 records = []
                 for job, response in zip(batch, responses, strict=True):
+                    if response.data_problem:  # nothing was asked: no record, asked again next run
+                        data_problems.extend((task, response.data_problem) for task, _ in job.targets)
+                        continue
                     counts["errors" if response.error else "answered"] += 1
                     counts["cached"] += bool(response.cached)
                     cost += response.cost_usd or 0.0
@@ -448,6 +470,8 @@ async def _run(opts: RunOptions) -> RunResult:
             ) as bar:
                 await _dispatch(adapter, jobs, on_done, bar)
 
+        if data_problems:
+            _report_data_problems(run_dir, data_problems, info)
         raw = list(iter_raw(run_dir))  # one pass over the file for metrics and cost
         records = with_overrides(run_dir, latest_records(raw))
         metrics = score_run_dir(run_dir, planned, opts.granularities, opts.earth, opts.seed, records)

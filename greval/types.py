@@ -56,6 +56,22 @@ class Sample:
             raise ValueError(f"sample {self.sample_id}: {where} is not an image Pillow can read") from None
 
 
+def image_problem(sample: Sample, exc: BaseException) -> str:
+    """What is wrong with a sample's image, naming the sample and the file (never a
+    `<_io.BytesIO object at 0x…>`): the message of a data problem."""
+    import re
+
+    where = f"image {sample.image_path}" if sample.image_path is not None else "its image bytes"
+    if isinstance(exc, FileNotFoundError):
+        reason = "no such file"
+    elif type(exc).__name__ == "UnidentifiedImageError" or "cannot identify image file" in str(exc):
+        reason = "not an image Pillow can read (corrupt, empty or another format)"
+    else:
+        text = re.sub(r"<_io\.BytesIO object at 0x[0-9a-f]+>", "the image", str(exc))
+        reason = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return f"sample {sample.sample_id}: {where} cannot be read: {reason}"
+
+
 @dataclass(frozen=True)
 class GenerationConfig:
     """Decoding settings. temperature 0 means greedy."""
@@ -107,6 +123,10 @@ class Response:
     attempts: int = 1
     cached: bool = False
     meta: dict[str, Any] = field(default_factory=dict)  # e.g. sent image size
+    # Set when the sample's own data cannot be used (an unreadable or missing image): no
+    # request was sent, nothing is recorded, the sample is reported as skipped and looked
+    # at again on the next run. Not an error: retrying the same bytes cannot help.
+    data_problem: str | None = None
 
     @property
     def truncated(self) -> bool:

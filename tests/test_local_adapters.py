@@ -95,7 +95,10 @@ def test_unreadable_image_fails_only_its_sample(hf, bench, tmp_path):
     samples.insert(1, Sample(sample_id="broken-1", gt_lat=0.0, gt_lon=0.0, image_path=broken))
     requests = _requests(samples)
     responses = hf.generate(requests)
-    assert responses[1].error and "broken-1" in responses[1].error and responses[1].text is None
+    # A data problem of its sample, naming the sample and the file; not a request error.
+    problem = responses[1].data_problem
+    assert problem and "broken-1" in problem and str(broken) in problem and "BytesIO" not in problem
+    assert responses[1].error is None and responses[1].text is None
     alone = [hf.generate([r])[0].text for i, r in enumerate(requests) if i != 1]
     assert [r.text for i, r in enumerate(responses) if i != 1] == alone
 
