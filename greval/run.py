@@ -292,6 +292,13 @@ def _add_distances(records: list[Prediction], earth: str) -> None:
     )
     for record, km in zip(parsed, d.tolist(), strict=True):
         record.distance_km = km
+    from greval.geo import near_border
+
+    gt = near_border([r.gt_lat for r in parsed], [r.gt_lon for r in parsed])
+    pred = near_border([r.lat for r in parsed], [r.lon for r in parsed])
+    for record, a, b in zip(parsed, gt.tolist(), pred.tolist(), strict=True):
+        if a or b:  # its country decision is within the precision of the data's borders
+            record.flags.append("near_border")
 
 
 async def _dispatch(adapter: Adapter, jobs: list[_Job], on_done, progress) -> None:

@@ -178,9 +178,13 @@ class _Scored:
         self.distance[self.ok] = distance_km(gt_lat[self.ok], gt_lon[self.ok], lat[self.ok], lon[self.ok], earth=earth)
         self.hits = {name: self.ok & (self.distance <= GRANULARITIES[name]) for name in names}
         self.geoscore = np.where(self.ok, geoscore(np.where(self.ok, self.distance, 0.0)), 0.0)
-        self.country_hit = self.continent_hit = None
+        self.country_hit = self.continent_hit = self.near_border = None
         if geocode:
-            from greval.geo import continent_of, country_of
+            from greval.geo import continent_of, country_of, near_border
+
+            # A country decision within 1 km of a border is one the data's precision can flip.
+            self.near_border = near_border(gt_lat, gt_lon)
+            self.near_border[self.ok] |= near_border(lat[self.ok], lon[self.ok])
 
             gt_cc = country_of(gt_lat, gt_lon)
             pred_cc = np.full(self.n, None, dtype=object)
@@ -325,6 +329,7 @@ def _summary(s: _Scored, idx: np.ndarray, names: list[str], seed: int, n_boot: i
     out["flagged_rate"] = share(s.flagged[idx])
     out["flag_counts"] = dict(sorted(Counter(f for flags in s.flags[idx] if isinstance(flags, list) for f in flags).items()))
     out["n_overridden"] = int(s.overridden[idx].sum())
+    out["near_border_rate"] = share(s.near_border[idx]) if s.near_border is not None else None
     out["scene_counts"] = _counts(s.scene[idx])
     out["scene_source_counts"] = _counts(s.scene_source[idx])
 
