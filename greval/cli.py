@@ -314,7 +314,8 @@ def _print_summary(run_dir: Path) -> None:
     help="Folder for the plots of several runs (default: compare-A-vs-B beside the first run). "
     "A run's own folder is never written by a comparison.",
 )
-def report(run_dirs, fmt, tasks, scenes, plots, out) -> None:
+@click.option("--map-lines", is_flag=True, help="Draw a line from each truth to its prediction on the map.")
+def report(run_dirs, fmt, tasks, scenes, plots, out, map_lines) -> None:
     """Tables (to stdout) and plots for one run, or several side by side."""
     from greval.report import comparison_folder, load_run, metrics_table, render, scene_table
 
@@ -332,7 +333,7 @@ def report(run_dirs, fmt, tasks, scenes, plots, out) -> None:
         from greval.plots import make_plots
 
         out = Path(run_dirs[0]) / "plots" if len(runs) == 1 else comparison_folder(run_dirs, out)
-        paths = make_plots(runs, out)
+        paths = make_plots(runs, out, map_lines=map_lines)
         click.echo(f"plots: {len(paths)} files in {out}", err=True)
 
 

@@ -8,8 +8,14 @@
   could not be used (unparsed, refused, truncated) never arrive, so a curve tops out at
   1 − its failure share;
 - scene_accuracy: accuracy per scene at each granularity, grouped bars;
-- map (map_<model> for several runs): ground truth and prediction on a world map, with a
-  thin line from each truth to its prediction, for a fixed sample of pairs.
+- map (map_<model> for several runs): each sample at its true location on a world map,
+  coloured by the error band of its answer (≤ 1 / 25 / 200 / 750 / 2,500 km, beyond, or no
+  usable answer), for a fixed sample of up to 2,000; lines from truth to prediction only
+  with `map_lines` (`greval report --map-lines`);
+- accuracy_by_model (several runs only): the runs side by side in one axis, one bar per
+  run and granularity, with 95 % intervals.
+The accuracy curve carries a shaded pointwise 95 % (Wilson) band and metrics.json's
+bootstrap intervals on its markers; per-scene bars carry their intervals too.
 
 matplotlib is imported inside the functions (so `import greval.report` stays cheap) and
 used through `matplotlib.figure.Figure`, never pyplot: no global state, no display
@@ -111,8 +117,32 @@ def _radius_ticks(ax: Any, radii: Sequence[float]) -> None:
     ax.minorticks_off()
 
 
+def _wilson(share: np.ndarray, n: int, z: float = 1.959964) -> tuple[np.ndarray, np.ndarray]:
+    """Pointwise 95 % Wilson interval of a share of n samples (the curve's shaded band)."""
+    centre = (share + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(share * (1 - share) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return np.clip(centre - half, 0, 1), np.clip(centre + half, 0, 1)
+
+
+def _ci_bars(ax: Any, block: dict[str, Any], points: list[tuple[float, float]], color: Any) -> None:
+    """metrics.json's 95 % bootstrap intervals as error bars on the granularity markers."""
+    ci = block.get("ci") or {}
+    xs, ys, err = [], [], [[], []]
+    for radius, value in points:
+        interval = ci.get(f"acc@{radius:g}km")
+        if interval and None not in interval:
+            xs.append(radius)
+            ys.append(100 * value)
+            err[0].append(max(0.0, 100 * (value - interval[0])))
+            err[1].append(max(0.0, 100 * (interval[1] - value)))
+    if xs:
+        ax.errorbar(xs, ys, yerr=err, fmt="none", ecolor=color, elinewidth=1, capsize=3)
+
+
 def accuracy_figure(runs: Sequence[Run], *, with_curves: bool = True) -> Figure:
-    """Accuracy (%) against the radius, 1 to 2,500 km; markers at the reported granularities."""
+    """Accuracy (%) against the radius, 1 to 2,500 km, runs overlaid in one axis; markers at
+    the reported granularities with their 95 % bootstrap intervals, and a shaded pointwise
+    95 % (Wilson) band around each curve."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(7, 4.5))
@@ -131,9 +161,13 @@ def accuracy_figure(runs: Sequence[Run], *, with_curves: bool = True) -> Figure:
                 reached = np.searchsorted(e.distances_km, grid, side="right") / e.n_scored
                 (line,) = ax.plot(grid, 100 * reached, linewidth=1.3, label=label)
                 color = line.get_color()
+                lo, hi = _wilson(reached, e.n_scored)
+                ax.fill_between(grid, 100 * lo, 100 * hi, color=color, alpha=0.15, linewidth=0)
                 ax.plot([p[0] for p in points], [100 * p[1] for p in points], "o", color=color, markersize=5)
+                _ci_bars(ax, block, points, color)
             elif points:
-                ax.plot([p[0] for p in points], [100 * p[1] for p in points], "o-", markersize=5, label=label)
+                (line,) = ax.plot([p[0] for p in points], [100 * p[1] for p in points], "o-", markersize=5, label=label)
+                _ci_bars(ax, block, points, line.get_color())
     _granularity_axis(ax, radii)
     _radius_ticks(ax, radii or [1, 25, 200, 750, 2500])
     ax.set_xlim(0.8, 3200)
@@ -213,6 +247,8 @@ def scene_figure(runs: Sequence[Run]) -> Figure | None:
                 width,
                 label=f"{scene} (n={_count(b.get('n'))})",
                 color=color,
+                yerr=_bar_errors(b, keys, values),
+                error_kw={"elinewidth": 0.7, "capsize": 1.5, "ecolor": "0.2"},
             )
         ax.set_xticks(x)
         ax.set_xticklabels(
@@ -226,22 +262,70 @@ def scene_figure(runs: Sequence[Run]) -> Figure | None:
     return fig
 
 
-def _map_pairs(run: Run, max_pairs: int) -> tuple[np.ndarray, np.ndarray]:
-    """(truth, prediction) as (n, 2) lon/lat arrays for a fixed sample of usable answers."""
+# Error bands of the map: the five granularities, then beyond; colours run from good to bad.
+_BANDS = ((1.0, "≤ 1 km", "#1a9850"), (25.0, "≤ 25 km", "#91cf60"), (200.0, "≤ 200 km", "#d9ef8b"),
+          (750.0, "≤ 750 km", "#fee08b"), (2500.0, "≤ 2,500 km", "#fc8d59"), (np.inf, "> 2,500 km", "#d73027"))  # fmt: skip
+_NO_ANSWER_COLOR = "0.6"
+
+
+def _bar_errors(block: dict[str, Any], keys: list[str], values: list[float]) -> np.ndarray:
+    """(2, k) distances from each bar's top to its 95 % interval (0 where none is known)."""
+    ci = block.get("ci") or {}
+    err = np.zeros((2, len(keys)))
+    for j, (key, value) in enumerate(zip(keys, values, strict=True)):
+        interval = ci.get(key)
+        if interval and None not in interval and not np.isnan(value):
+            err[:, j] = max(0.0, value - 100 * interval[0]), max(0.0, 100 * interval[1] - value)
+    return err
+
+
+def comparison_figure(runs: Sequence[Run]) -> Figure | None:
+    """Several runs side by side in one axis: accuracy per granularity, one bar per run and
+    task, with 95 % intervals. None for a single run (the other figures cover it)."""
+    from matplotlib.figure import Figure
+
+    entries = [(run, task, block) for run in runs for task, block in run.metrics["tasks"].items()]
+    if len(runs) < 2 or not entries:
+        return None
+    keys = sorted({k for _, _, b in entries for k in b if threshold_km(k)}, key=threshold_km)
+    fig = Figure(figsize=(max(7.0, 1.2 * len(keys) * len(entries) ** 0.5 + 3), 4.5), layout="constrained")
+    ax = fig.add_subplot()
+    x = np.arange(len(keys))
+    width = 0.8 / len(entries)
+    for i, (run, task, block) in enumerate(entries):
+        values = [100 * block[k] if block.get(k) is not None else np.nan for k in keys]
+        ax.bar(x + (i - (len(entries) - 1) / 2) * width, values, width, label=_label(run, task, runs),
+               yerr=_bar_errors(block, keys, values), error_kw={"elinewidth": 0.7, "capsize": 2, "ecolor": "0.2"})  # fmt: skip
+    ax.set_xticks(x)
+    ax.set_xticklabels(
+        [f"{GRANULARITY_NAMES.get(int(threshold_km(k) or 0), '')}\n{threshold_km(k):,g} km" for k in keys]
+    )
+    ax.set_ylim(0, 100)
+    ax.set_ylabel("accuracy (%), 95 % interval")
+    ax.grid(axis="y", linewidth=0.3)
+    ax.legend(fontsize=8, loc="upper left")
+    return fig
+
+
+def _map_samples(run: Run, max_pairs: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(truth, prediction, distance) for a fixed sample of the scored answers: truth and
+    prediction as (n, 2) lon/lat arrays; prediction and distance NaN for unusable answers."""
     records = sorted(
         (
             r
             for r in run.predictions
-            if r.get("status") == OK and None not in (r.get("lat"), r.get("lon"), r.get("gt_lat"), r.get("gt_lon"))
+            if r.get("status") != ERROR and None not in (r.get("gt_lat"), r.get("gt_lon"))
         ),
         key=lambda r: (r["task"], r["sample_id"]),
-    )
+    )  # fmt: skip
     if len(records) > max_pairs:  # the same sample every time for the same records
         keep = np.sort(np.random.default_rng(0).choice(len(records), max_pairs, replace=False))
         records = [records[i] for i in keep]
+    usable = [r.get("status") == OK and r.get("distance_km") is not None for r in records]
     truth = np.array([(r["gt_lon"], r["gt_lat"]) for r in records], dtype=float).reshape(-1, 2)
-    pred = np.array([(r["lon"], r["lat"]) for r in records], dtype=float).reshape(-1, 2)
-    return truth, pred
+    pred = np.array([(r["lon"], r["lat"]) if u else (np.nan, np.nan) for r, u in zip(records, usable, strict=True)])
+    km = np.array([r["distance_km"] if u else np.nan for r, u in zip(records, usable, strict=True)], dtype=float)
+    return truth, pred.reshape(-1, 2), km
 
 
 def _segments(truth: np.ndarray, pred: np.ndarray) -> np.ndarray:
@@ -305,8 +389,9 @@ def _outline_cache_path() -> Path | None:
     return folder / f"world-outlines-v1-{source.stem}-{stat.st_size}-{int(stat.st_mtime)}.npz"
 
 
-def map_figure(run: Run, *, max_pairs: int = MAX_MAP_PAIRS) -> Figure:
-    """Ground truth vs prediction on a plate carrée world map."""
+def map_figure(run: Run, *, max_pairs: int = MAX_MAP_PAIRS, lines: bool = False) -> Figure:
+    """Each sample at its true location, coloured by its error band (readable at 3,000
+    points); with `lines`, also a thin line from each truth to its prediction."""
     from matplotlib.collections import LineCollection
     from matplotlib.figure import Figure
 
@@ -316,25 +401,23 @@ def map_figure(run: Run, *, max_pairs: int = MAX_MAP_PAIRS) -> Figure:
     outlines = _outlines()
     if outlines:
         ax.add_collection(LineCollection(outlines, colors="0.55", linewidths=0.3, zorder=1))
-    truth, pred = _map_pairs(run, max_pairs)
+    truth, pred, km = _map_samples(run, max_pairs)
+    usable = ~np.isnan(km)
+    if lines and usable.any():
+        segments = _segments(truth[usable], pred[usable])
+        ax.add_collection(LineCollection(segments, colors="0.35", linewidths=0.3, alpha=0.5, zorder=2, rasterized=True))
+    lower = 0.0
+    for upper, name, color in _BANDS:
+        band = usable & (km > lower) & (km <= upper) if lower else usable & (km <= upper)
+        lower = upper
+        if band.any():
+            ax.scatter(*truth[band].T, s=6, color=color, label=f"{name} ({band.sum():,})", zorder=3, rasterized=True,
+                       linewidths=0.2, edgecolors="0.3")  # fmt: skip
+    if (~usable).any():
+        ax.scatter(*truth[~usable].T, s=6, color=_NO_ANSWER_COLOR, marker="x", linewidths=0.6, zorder=3,
+                   label=f"no usable answer ({(~usable).sum():,})", rasterized=True)  # fmt: skip
     if len(truth):
-        ax.add_collection(
-            LineCollection(_segments(truth, pred), colors="0.35", linewidths=0.3, alpha=0.5, zorder=2, rasterized=True)
-        )
-        ax.scatter(
-            truth[:, 0],
-            truth[:, 1],
-            s=4,
-            color="tab:green",
-            label="ground truth",
-            zorder=3,
-            rasterized=True,
-            linewidths=0,
-        )
-        ax.scatter(
-            pred[:, 0], pred[:, 1], s=4, color="tab:red", label="prediction", zorder=4, rasterized=True, linewidths=0
-        )
-        ax.legend(fontsize=8, loc="lower left", markerscale=2)
+        ax.legend(fontsize=7, loc="lower left", markerscale=1.5, title="error of the answer", title_fontsize=7)
     ax.set_xlim(-180, 180)
     ax.set_ylim(-90, 90)
     ax.set_aspect("equal")
@@ -342,12 +425,11 @@ def map_figure(run: Run, *, max_pairs: int = MAX_MAP_PAIRS) -> Figure:
     ax.set_yticks(range(-90, 91, 30))
     ax.tick_params(labelsize=7)
     ax.grid(linewidth=0.3, color="0.85", zorder=0)
-    n_usable = sum(1 for r in run.predictions if r.get("status") == OK)
-    shown = f"{len(truth):,} of {n_usable:,} usable answers" + (
-        " (fixed random sample)" if len(truth) < n_usable else ""
-    )
+    n_scored = sum(1 for r in run.predictions if r.get("status") != ERROR)
+    shown = f"{len(truth):,} of {n_scored:,} answers" + (" (fixed random sample)" if len(truth) < n_scored else "")
     ax.set_title(
-        f"{run.label}: truth → prediction, {shown}" + ("" if outlines else " — no country outlines available"),
+        f"{run.label}: each photo's true location, coloured by the error of the answer; {shown}"
+        + ("" if outlines else " — no country outlines available"),
         fontsize=9,
     )
     return fig
@@ -374,6 +456,8 @@ def make_plots(
     run_dirs_or_runs: str | Path | Run | Iterable[str | Path | Run],
     out_dir: str | Path | None = None,
     formats: Sequence[str] = ("png", "pdf"),
+    *,
+    map_lines: bool = False,
 ) -> list[Path]:
     """Write the accuracy, error-CDF, per-scene and map figures; return the files written.
 
@@ -391,7 +475,10 @@ def make_plots(
     scenes = scene_figure(runs)
     if scenes is not None:
         written += _save(scenes, out, "scene_accuracy", formats)
+    comparison = comparison_figure(runs)
+    if comparison is not None:
+        written += _save(comparison, out, "accuracy_by_model", formats)
     for run in runs:
         name = "map" if len(runs) == 1 else f"map_{_slug(run.label)}"
-        written += _save(map_figure(run), out, name, formats)
+        written += _save(map_figure(run, lines=map_lines), out, name, formats)
     return written

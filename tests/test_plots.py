@@ -122,11 +122,58 @@ def test_map_sample_is_deterministic_and_bounded(tmp_path: Path) -> None:
     second = plots.map_figure(load_run(run.path), max_pairs=50)
     offsets = [np.asarray(c.get_offsets()) for c in first.axes[0].collections if hasattr(c, "get_sizes")]
     again = [np.asarray(c.get_offsets()) for c in second.axes[0].collections if hasattr(c, "get_sizes")]
-    scatters = [o for o in offsets if o.shape == (50, 2)]
-    assert len(scatters) == 2  # truth and prediction, 50 points each
+    assert sum(len(o) for o in offsets) == 50  # 50 samples, split by error band
     for a, b in zip(offsets, again, strict=True):
         np.testing.assert_array_equal(a, b)
     assert "50 of" in first.axes[0].get_title()
+
+
+def test_map_colours_points_by_error_band_and_draws_lines_only_on_request(tmp_path: Path) -> None:
+    from matplotlib.collections import LineCollection
+
+    run = load_run(_run(tmp_path / "r", n=300))
+    records = [r for r in run.predictions if r["status"] != "error"]
+    ax = plots.map_figure(run).axes[0]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    expected = []
+    lower = 0.0
+    for upper, name, _ in plots._BANDS:
+        n = sum(1 for r in records if r["status"] == "ok" and lower < r["distance_km"] <= upper or
+                (lower == 0 and r["status"] == "ok" and r["distance_km"] == 0))  # fmt: skip
+        lower = upper
+        if n:
+            expected.append(f"{name} ({n:,})")
+    failed = sum(1 for r in records if r["status"] != "ok")
+    if failed:
+        expected.append(f"no usable answer ({failed:,})")
+    assert legend == expected
+    lines = lambda ax: [c for c in ax.collections if isinstance(c, LineCollection)]  # noqa: E731
+    assert len(lines(ax)) == 1  # the country outlines only
+    with_lines = plots.map_figure(run, lines=True).axes[0]
+    assert len(lines(with_lines)) == 2
+
+
+def test_accuracy_curve_has_a_band_and_interval_bars(tmp_path: Path) -> None:
+    from matplotlib.collections import LineCollection, PolyCollection
+
+    accs = (0.05, 0.2, 0.4, 0.6, 0.8)
+    ci = {f"acc@{km}km": [a - 0.02, a + 0.03] for km, a in zip((1, 25, 200, 750, 2500), accs, strict=True)}
+    path = write_run(tmp_path / "r", {"geo": block(accs, n=400, ci=ci)}, {"model": "m"}, random_predictions(400))
+    ax = plots.accuracy_figure([load_run(path)]).axes[0]
+    assert any(isinstance(c, PolyCollection) for c in ax.collections)  # the shaded 95 % band
+    bars = [c for c in ax.collections if isinstance(c, LineCollection)]
+    assert bars and len(bars[0].get_segments()) == 5  # one interval per granularity
+    np.testing.assert_allclose([seg[:, 1] for seg in bars[0].get_segments()], [[100 * a - 2, 100 * a + 3] for a in accs])
+
+
+def test_two_runs_are_compared_in_one_axis(tmp_path: Path) -> None:
+    a, b = load_run(_run(tmp_path / "a", n=100)), load_run(_run(tmp_path / "b", n=100, seed=1))
+    fig = plots.comparison_figure([a, b])
+    (ax,) = fig.axes
+    assert len(ax.patches) == 2 * 5  # two runs x five granularities, side by side
+    assert plots.comparison_figure([a]) is None
+    paths = plots.make_plots([a, b], tmp_path / "cmp", formats=("png",))
+    assert (tmp_path / "cmp" / "accuracy_by_model.png") in paths
 
 
 def test_segments_across_the_antimeridian_leave_and_reenter() -> None:
