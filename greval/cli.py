@@ -102,9 +102,8 @@ def _granularities(text: str | None, param_hint: str = "--granularity") -> list[
 @click.option(
     "--tasks",
     "-t",
-    default="all",
-    show_default=True,
-    help="Comma-separated task names (`greval tasks`) or task YAML paths.",
+    help="Comma-separated task names (`greval tasks`) or task YAML paths [default: all; with --data "
+    "alone, a table or photo folder is its own task].",
 )
 @click.option(
     "--model",
@@ -114,7 +113,12 @@ def _granularities(text: str | None, param_hint: str = "--granularity") -> list[
 @click.option(
     "--data",
     "-d",
-    help="Local dataset folder or file; overrides the task's dataset location (e.g. a GREval-Bench copy).",
+    help="Your photos: a CSV / TSV / JSONL / parquet table (image, lat, lon columns) or a folder of "
+    "geotagged photos; or a local GREval-Bench copy (overrides the task's dataset location).",
+)
+@click.option(
+    "--columns",
+    help="Which table columns hold the image path, latitude, longitude (and id): image=COL,lat=COL,lon=COL.",
 )
 @click.option(
     "--output",
@@ -224,6 +228,7 @@ def run(
     tasks,
     model,
     data,
+    columns,
     output,
     limit,
     granularity,
@@ -264,7 +269,7 @@ def run(
     granularities = _granularities(granularity)
     opts = RunOptions(
         adapter=adapter,
-        tasks=_split(tasks) or [],
+        tasks=_tasks_for(tasks, data, columns),
         model=model,
         data=data,
         output=output,
@@ -286,6 +291,19 @@ def run(
     _print_summary(result.run_dir)
     if any((block.get("n_errors") or 0) for block in result.metrics.get("tasks", {}).values()):
         sys.exit(3)  # finished, but some samples have no answer yet: a retry loop can re-run
+
+
+def _tasks_for(tasks: str | None, data: str | None, columns: str | None) -> list:
+    """--tasks, or with --data alone the user's table or photo folder as a task of its own."""
+    if tasks is None and data is not None:
+        from greval.own_data import data_task
+
+        spec = data_task(data, columns)
+        if spec is not None:
+            return [spec]
+    if columns:
+        raise click.UsageError("--columns needs --data TABLE without --tasks")
+    return _split(tasks or "all") or []
 
 
 def _print_summary(run_dir: Path) -> None:
@@ -537,8 +555,9 @@ def data() -> None:
 
 
 @data.command()
-@click.option("--data", "-d", "data_path", required=True, help="Dataset folder or file.")
-@click.option("--task", default="all", show_default=True, help="Task whose dataset format to check against.")
+@click.option("--data", "-d", "data_path", required=True, help="Dataset folder or file (the forms `run --data` takes).")
+@click.option("--task", help="Task whose dataset format to check against [default: the --data's own form, else all].")
+@click.option("--columns", help="As for `greval run`: image=COL,lat=COL,lon=COL for a table.")
 @click.option(
     "--max-pixels", type=int, default=89_478_485, show_default=True, help="Flag images above this many pixels."
 )
@@ -546,12 +565,12 @@ def data() -> None:
     "--scene-manifest", type=click.Path(exists=True, dir_okay=False), help="CSV sample_id,scene to check too."
 )
 @click.option("--decode", is_flag=True, help="Decode every image fully (slower; catches truncated JPEGs).")
-def validate(data_path, task, max_pixels, scene_manifest, decode) -> None:
+def validate(data_path, task, columns, max_pixels, scene_manifest, decode) -> None:
     """Check a dataset: every problem with its sample id; exit code 1 when any."""
     from greval.task import resolve_tasks
     from greval.validate import validate as check
 
-    spec = resolve_tasks([task])[0]
+    spec = resolve_tasks(_tasks_for(task, data_path, columns))[0]
     problems = check(spec.dataset, data=data_path, max_pixels=max_pixels, manifest=scene_manifest, decode=decode)
     for p in problems:
         click.echo(str(p))

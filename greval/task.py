@@ -121,8 +121,11 @@ def resolve_tasks(names: list[str], include_paths: list[Path] | None = None) -> 
     """Names, or paths to YAML files, to task specs (in the order given, no duplicates)."""
     known = available_tasks(include_paths)
     specs: list[TaskSpec] = []
-    for name in dict.fromkeys(n.strip() for n in names if n.strip()):
-        if name.endswith((".yaml", ".yml")) and Path(name).is_file():
+    given = [n if isinstance(n, TaskSpec) else n.strip() for n in names if n]
+    for name in [n for i, n in enumerate(given) if n and n not in given[:i]]:  # in order, no duplicates
+        if isinstance(name, TaskSpec):  # built by the caller (greval.own_data for --data alone)
+            specs.append(name)
+        elif name.endswith((".yaml", ".yml")) and Path(name).is_file():
             specs.append(load_task_file(Path(name)))
         elif name in known:
             specs.append(load_task_file(known[name]))
