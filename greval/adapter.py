@@ -28,6 +28,11 @@ class AdapterError(Exception):
     """A user-facing problem with an adapter (bad name, missing extra, no weights)."""
 
 
+class AdapterUnavailable(AdapterError):
+    """The model cannot be reached at all (no server at the URL, refused key, unknown
+    model): the run stops at once instead of failing every sample, keeping what it has."""
+
+
 class Adapter:
     name: ClassVar[str] = ""
     kind: ClassVar[str] = "other"  # "api", "open-weights", "offline"

@@ -48,7 +48,7 @@ from typing import Any, ClassVar
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_random_exponential
 
-from greval.adapter import Adapter, AdapterError
+from greval.adapter import Adapter, AdapterError, AdapterUnavailable
 from greval.cache import ResponseCache, cache_key
 from greval.pricing import Price, PriceTable
 from greval.types import Request, Response, Usage, image_problem
@@ -212,6 +212,18 @@ def classify(exc: BaseException, sdk: Any) -> Fault:
     return Fault("unexpected", f"{type(exc).__name__}: {exc}", retryable=False)
 
 
+def _unreachable(exc: BaseException, sdk: Any) -> bool:
+    """A fault that says the endpoint itself is wrong, not this request: no connection (refused,
+    DNS, TLS), or 401 / 403 / 404 from the server. Timeouts, resets, 429 and 5xx are transient."""
+    if isinstance(exc, sdk.APIStatusError):
+        return exc.status_code in (401, 403, 404)
+    # The transport's ConnectError (httpx, or the httpx2 newer SDKs use): refused, DNS or TLS
+    # failure before any byte was exchanged. A reset or a cut stream after connecting
+    # (ReadError, RemoteProtocolError) is transient.
+    cause = type(exc.__cause__).__mro__ if exc.__cause__ is not None else ()
+    return isinstance(exc, sdk.APIConnectionError) and any(c.__name__ == "ConnectError" for c in cause)
+
+
 def _retryable(exc: BaseException) -> bool:
     return isinstance(exc, Fault) and exc.retryable
 
@@ -311,6 +323,7 @@ class _LoopState:
         self.slots = asyncio.Semaphore(adapter.concurrency)
         self.gate = RateGate()
         self.budget = Budget(adapter.max_cost) if adapter.max_cost is not None else None
+        self.reached = False  # the server answered once: from then on faults are per request
         if self.budget is not None and adapter._stats["cost_usd"]:
             self.budget.spent = adapter._stats["cost_usd"]  # a second asyncio.run of the same adapter
 
@@ -677,10 +690,14 @@ class ApiAdapter(Adapter):
                         )
                     except Exception as exc:
                         fault = classify(exc, self.sdk)
+                        if not state.reached and _unreachable(exc, self.sdk):
+                            raise AdapterUnavailable(self._unreachable_message(state, fault, exc)) from exc
+                        state.reached = state.reached or isinstance(exc, self.sdk.APIStatusError)
                         faults.append(fault.cause)
                         if fault.cause == "rate_limit" and fault.retry_after:
                             state.gate.pause(fault.retry_after)
                         raise fault from exc
+                    state.reached = True
                     bill(completion)
                     # Empty text is retried like a fault, unless the token limit emptied it
                     # (a reasoning model that spent everything thinking): that is a truncation.
@@ -723,6 +740,20 @@ class ApiAdapter(Adapter):
             attempts=attempts,
             meta={**meta, **completion.meta, **({"retries": faults} if faults else {})},
         ), completion
+
+    def _unreachable_message(self, state: _LoopState, fault: Fault, exc: BaseException) -> str:
+        url = self.base_url or str(getattr(state.client, "base_url", "") or self.provider_url)
+        root = exc.__cause__ or exc  # the transport's own words: "[Errno 111] Connection refused"
+        cause = self._redact(f"{type(root).__name__}: {root}" if fault.cause == "connection" else str(fault))
+        checks = [f"that a server is running at {url}"]
+        if self.base_url and not self.base_url.rstrip("/").endswith("/v1"):
+            checks.append(f"the URL: OpenAI-compatible servers usually want the /v1 suffix ({self.base_url}/v1)")
+        checks.append(f"the API key in ${self.key_var}")
+        checks.append(f"the model name {self.model!r} (the server's /models lists what it serves)")
+        return (
+            f"cannot use the {self.name} API at {url}: {fault.cause}: {cause}. Check {'; '.join(checks)}. "
+            "Stopped before sending the rest; nothing answered is lost: re-run the same command once it is fixed."
+        )
 
     def _redact(self, text: str) -> str:
         """Error text goes into records and logs: never let the key ride along."""

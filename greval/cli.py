@@ -43,6 +43,7 @@ class _Errors(click.Group):
                 raise
             known = type(e).__name__ in {
                 "AdapterError",
+                "AdapterUnavailable",
                 "DataError",
                 "TaskError",
                 "TemplateError",

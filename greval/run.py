@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from greval import __version__
-from greval.adapter import Adapter, AdapterError, get_adapter_class, missing_extra
+from greval.adapter import Adapter, AdapterError, AdapterUnavailable, get_adapter_class, missing_extra
 from greval.prompts import render
 from greval.provenance import SCORING_LIBRARIES, check_resumable, git_commit, library_versions
 from greval.records import (
@@ -313,6 +313,8 @@ async def _dispatch(adapter: Adapter, jobs: list[_Job], on_done, progress) -> No
                 responses = await adapter.agenerate(requests)
                 if len(responses) != len(requests):
                     raise RuntimeError(f"adapter returned {len(responses)} responses for {len(requests)} requests")
+            except AdapterUnavailable:
+                raise  # nothing can be answered: stop the run (what was answered is on disk)
             except Exception as e:  # the batch failed as a whole: record why, go on
                 responses = [Response(error=f"{type(e).__name__}: {e}") for _ in requests]
             on_done(batch, responses)

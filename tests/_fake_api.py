@@ -190,9 +190,10 @@ class _Handler(BaseHTTPRequestHandler):
         api = self.api
         length = int(self.headers.get("Content-Length") or 0)
         body = json.loads(self.rfile.read(length))
-        if self.path.rstrip("/").endswith("/chat/completions"):
+        # The paths real servers serve: a base URL without /v1 (or with a typo) gets a 404.
+        if self.path.rstrip("/") == "/v1/chat/completions":
             protocol = "openai"
-        elif self.path.rstrip("/").endswith("/messages"):
+        elif self.path.rstrip("/") == "/v1/messages":
             protocol = "anthropic"
         else:
             self._send(404, {"error": {"message": f"no route {self.path}"}})
