@@ -323,7 +323,6 @@ class _LoopState:
         self.slots = asyncio.Semaphore(adapter.concurrency)
         self.gate = RateGate()
         self.budget = Budget(adapter.max_cost) if adapter.max_cost is not None else None
-        self.reached = False  # the server answered once: from then on faults are per request
         if self.budget is not None and adapter._stats["cost_usd"]:
             self.budget.spent = adapter._stats["cost_usd"]  # a second asyncio.run of the same adapter
 
@@ -411,6 +410,7 @@ class ApiAdapter(Adapter):
         self._errors: Counter[str] = Counter()
         self._latencies: list[float] = []
         self._observed_max_input = 0
+        self._reached = False  # the server answered once: from then on faults are per request
 
     # -- hooks for subclasses ------------------------------------------------------------
     sdk: ClassVar[Any] = None
@@ -690,14 +690,14 @@ class ApiAdapter(Adapter):
                         )
                     except Exception as exc:
                         fault = classify(exc, self.sdk)
-                        if not state.reached and _unreachable(exc, self.sdk):
+                        if not self._reached and _unreachable(exc, self.sdk):
                             raise AdapterUnavailable(self._unreachable_message(state, fault, exc)) from exc
-                        state.reached = state.reached or isinstance(exc, self.sdk.APIStatusError)
+                        self._reached = self._reached or isinstance(exc, self.sdk.APIStatusError)
                         faults.append(fault.cause)
                         if fault.cause == "rate_limit" and fault.retry_after:
                             state.gate.pause(fault.retry_after)
                         raise fault from exc
-                    state.reached = True
+                    self._reached = True
                     bill(completion)
                     # Empty text is retried like a fault, unless the token limit emptied it
                     # (a reasoning model that spent everything thinking): that is a truncation.

@@ -14,7 +14,7 @@ import pytest
 from _fake_api import FakeAPI, make_requests
 from PIL import Image
 
-from greval.adapter import AdapterError, get_adapter_class
+from greval.adapter import AdapterError, AdapterUnavailable, get_adapter_class
 from greval.api import ImageSettings, prepare_image
 from greval.pricing import PriceTable
 from greval.types import GenerationConfig, Request, Sample
@@ -158,13 +158,21 @@ def test_key_is_sent_but_never_written(api, tmp_path, monkeypatch):
     secret = "sk-greval-test-9f8e7d6c5b4a"
     monkeypatch.setenv("MY_TEAM_KEY", secret)
     adapter = make_adapter("openai", api, tmp_path, api_key_env="MY_TEAM_KEY")
+    requests = make_requests(tmp_path / "imgs", 2)
+    # A 401 before any success stops the run (greval/api.py's breaker): answer one first.
+    first = run(adapter, requests[1:])
     api.script("s000", "401")
-    responses = run(adapter, make_requests(tmp_path / "imgs", 2))
+    responses = run(adapter, requests[:1]) + first
     assert api.log[0].authorized
     assert responses[0].error.startswith("auth: HTTP 401") and responses[0].attempts == 1  # not retried
     dumped = json.dumps([adapter.info(), adapter.run_summary(), [vars(r) | {"usage": None} for r in responses]])
     assert secret not in dumped and "MY_TEAM_KEY" in dumped
     assert adapter._redact(f"bad key {secret}") == "bad key ***"
+    fresh = make_adapter("openai", api, tmp_path, api_key_env="MY_TEAM_KEY", cache_dir=tmp_path / "other")
+    api.script("s001", "401")
+    with pytest.raises(AdapterUnavailable) as stopped:  # a refused key before any success
+        run(fresh, requests[1:])
+    assert "401" in str(stopped.value) and secret not in str(stopped.value) and "MY_TEAM_KEY" in str(stopped.value)
 
 
 # -- generation settings -------------------------------------------------------------------
