@@ -3,7 +3,8 @@ logs, a model you ran elsewhere).
 
     greval run --adapter replay --predictions outputs.jsonl --model "GPT-4o (paper)" --tasks all
 
-The file is JSONL (one `{"sample_id": ..., "output": "..."}` per line) or CSV with
+The file is JSONL (one `{"sample_id": ..., "output": "..."}` per line; lm-eval's
+`--log_samples` files of `greval export lm-eval` tasks are read as they are) or CSV with
 those two columns. An optional `task` field restricts a row to one task. A sample with
 no row is recorded as an error ("no output in FILE"), not as a wrong answer.
 """
@@ -44,6 +45,7 @@ def read_outputs(path: Path) -> dict[tuple[str | None, str], str]:
                     ) from None
     outputs: dict[tuple[str | None, str], str] = {}
     for lineno, row in rows:
+        row = _from_lmeval(row)
         if not isinstance(row, dict) or "sample_id" not in row or "output" not in row:
             raise AdapterError(f'{path}:{lineno}: each row needs "sample_id" and "output"')
         key = (row.get("task") or None, str(row["sample_id"]))
@@ -54,6 +56,20 @@ def read_outputs(path: Path) -> dict[tuple[str | None, str], str]:
         output = row["output"]
         outputs[key] = "" if output is None else str(output)
     return outputs
+
+
+def _from_lmeval(row: Any) -> Any:
+    """A row of lm-eval's `--log_samples` file (samples_<task>_<date>.jsonl, as written for
+    `greval export lm-eval` tasks) as {"sample_id", "output"}: the doc's sample_id and the
+    first response, after lm-eval's filters when there are any. Other rows pass through."""
+    if not (isinstance(row, dict) and isinstance(row.get("doc"), dict) and "resps" in row):
+        return row
+    filtered = row.get("filtered_resps")
+    first = filtered[0] if isinstance(filtered, list) and filtered else None
+    if first is None:
+        resps = row["resps"]
+        first = resps[0][0] if resps and isinstance(resps[0], list) and resps[0] else (resps[0] if resps else None)
+    return {"sample_id": row["doc"].get("sample_id"), "output": first} if "sample_id" in row["doc"] else row
 
 
 @register("replay")

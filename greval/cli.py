@@ -643,9 +643,11 @@ def leaderboard(run_dirs, out, data_root, granularity, common_samples) -> None:
     click.echo(f"leaderboard: {index}")
 
 
+from greval.export_lmeval import export_cli  # noqa: E402  (click + yaml; loaders import inside)
 from greval.judge import judge_cli  # noqa: E402  (click only; the API client loads inside the command)
 from greval.train import train_cli  # noqa: E402  (click only; torch and TRL load inside the commands)
 
+main.add_command(export_cli)
 main.add_command(judge_cli)
 main.add_command(train_cli)
 
