@@ -101,26 +101,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from greval.problems import DataError, Problem
 from greval.types import Sample
 
-FORMATS = ("greval-bench", "table", "exif", "hf")
+__all__ = ["DataError", "LoadResult", "Problem", "load_samples", "register_format"]
+
+_LOADERS: dict[str, Callable[[dict, str | Path | None], LoadResult]] = {}
+_SOURCE_KEYS: dict[str, set[str]] = {}
+_COLUMN_KEYS = {"id_column", "lat_column", "lon_column", "image_column", "scene_column", "cot_column"}
+
+
+def register_format(name: str, keys: set[str]):
+    """Decorator: `loader(source, data) -> LoadResult` reads `format: name`, whose
+    `dataset:` mapping may hold `keys` (any other key is refused as a likely typo)."""
+
+    def wrap(loader):
+        _LOADERS[name] = loader
+        _SOURCE_KEYS[name] = {"format", *keys}
+        return loader
+
+    return wrap
 GREVAL_BENCH_FILE = "GREval-Bench.json"
 EXIF_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".heic", ".heif")
 _LAT_NAMES = ("lat", "latitude", "gt_lat", "LAT", "Latitude", "LATITUDE")
 _LON_NAMES = ("lon", "lng", "longitude", "gt_lon", "LON", "Longitude", "LONGITUDE")
-
-
-@dataclass
-class Problem:
-    """One thing wrong with the data, tied to a sample when there is one."""
-
-    sample_id: str | None
-    where: str  # "file:line", or a path
-    message: str
-
-    def __str__(self) -> str:
-        who = f"sample {self.sample_id}: " if self.sample_id is not None else ""
-        return f"{self.where}: {who}{self.message}"
 
 
 @dataclass
@@ -135,18 +139,21 @@ class LoadResult:
     extra: dict[str, Any] = field(default_factory=dict)  # e.g. the resolved annotation file
 
 
-class DataError(Exception):
-    """The dataset cannot be loaded at all (bad file, missing folder, Hub unreachable)."""
-
 
 def load_samples(source: dict, data: str | Path | None = None, manifest: str | Path | None = None) -> LoadResult:
     """Load every good sample of `source` and report the bad ones (see the module docstring)."""
-    from greval.scenes import assign_scenes  # scenes.py imports Problem from here
+    from greval.scenes import assign_scenes
 
     fmt = source.get("format", "greval-bench")
+    if ".py:" in str(fmt):  # `format: loader.py:function`: a user's own format (see _load_plugin)
+        with _gc_paused():
+            result = _load_plugin(source, data)
+        result.extra["n_skipped"] = len(result.problems)
+        result.problems.extend(assign_scenes(result.samples, manifest))
+        return result
     loader = _LOADERS.get(fmt)
     if loader is None:
-        raise DataError(f"unknown dataset format {fmt!r}; use one of: {', '.join(FORMATS)}")
+        raise DataError(f"unknown dataset format {fmt!r}; use one of: {', '.join(_LOADERS)}, or FILE.py:FUNCTION")
     # A misspelt key (`id_colum:`) would otherwise be ignored and its default used in silence.
     unknown = sorted(set(source) - _SOURCE_KEYS[fmt])
     if unknown:
@@ -393,6 +400,7 @@ def _parse_jsonl(raw: bytes, file: Path) -> tuple[list[Any], list[int]]:
 _BENCH_FIELDS = ("sample_id", "image_path", "gt_cot", "gt_lat", "gt_lon", "scene")
 
 
+@register_format("greval-bench", {"path", "file", "hub", "revision"})
 def _load_greval_bench(source: dict, data: str | Path | None) -> LoadResult:
     file_name = source.get("file", GREVAL_BENCH_FILE)
     path = _local_path(source, data)
@@ -531,6 +539,7 @@ def _image_index(image_dir: Path) -> dict[str, Path]:
     return index
 
 
+@register_format("table", {"path", "file", "image_template", "image_dir", "image_search", *_COLUMN_KEYS})
 def _load_table(source: dict, data: str | Path | None) -> LoadResult:
     path = _local_path(source, data)
     if path is None:
@@ -634,6 +643,7 @@ def _register_heif() -> bool:
     return True
 
 
+@register_format("exif", {"path"})
 def _load_exif(source: dict, data: str | Path | None) -> LoadResult:
     from PIL import Image, UnidentifiedImageError
 
@@ -715,6 +725,7 @@ def _hf_image_bytes(images, column: str, index: int, base: Path | None) -> bytes
     raise ValueError(f"row {index}: column {column!r} holds no image")
 
 
+@register_format("hf", {"path", "split", "config", "data_files", "builder", *_COLUMN_KEYS})
 def _load_hf(source: dict, data: str | Path | None) -> LoadResult:
     import datasets
     import pandas as pd
@@ -781,17 +792,72 @@ def _load_hf(source: dict, data: str | Path | None) -> LoadResult:
     return LoadResult(rows.samples, rows.problems(), _hash_bytes(digest), root=base if paths_as_text else None)
 
 
-_COLUMN_KEYS = {"id_column", "lat_column", "lon_column", "image_column", "scene_column", "cot_column"}
-_SOURCE_KEYS: dict[str, set[str]] = {
-    "greval-bench": {"format", "path", "file", "hub", "revision"},
-    "table": {"format", "path", "file", "image_template", "image_dir", "image_search", *_COLUMN_KEYS},
-    "exif": {"format", "path"},
-    "hf": {"format", "path", "split", "config", "data_files", "builder", *_COLUMN_KEYS},
-}
 
-_LOADERS: dict[str, Callable[[dict, str | Path | None], LoadResult]] = {
-    "greval-bench": _load_greval_bench,
-    "table": _load_table,
-    "exif": _load_exif,
-    "hf": _load_hf,
-}
+
+# ---------------------------------------------------------------- your own format
+
+
+def _load_plugin(source: dict, data: str | Path | None) -> LoadResult:
+    """`format: path/to/loader.py:function` (the task loader makes the path absolute,
+    relative to the YAML). The function gets the `dataset:` options (with `path` replaced
+    by --data when given) and returns or yields dicts with `sample_id`, `image_path` (a
+    path relative to `path` or absolute) or `image` (encoded bytes), `gt_lat`, `gt_lon`,
+    and optionally `gt_cot` and `scene`. Rows go through the same checks as every format."""
+    import hashlib
+    import importlib.util
+
+    file, _, function = str(source["format"]).rpartition(":")
+    path = Path(file).expanduser()
+    if not path.is_file():
+        raise DataError(f"format {source['format']!r}: no such file {path}")
+    spec = importlib.util.spec_from_file_location(f"greval_user_format_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:  # a user's file: say where it broke
+        raise DataError(f"format file {path} failed to load: {type(exc).__name__}: {exc}") from exc
+    loader = getattr(module, function, None)
+    if not callable(loader):
+        raise DataError(f"{path} defines no function {function!r}")
+    options = {k: v for k, v in source.items() if k != "format"}
+    if data is not None:
+        options["path"] = str(data)
+    root = Path(options["path"]).expanduser() if options.get("path") else path.parent
+    rows_so_far: list[Any] = []
+    try:
+        for row in loader(options):
+            rows_so_far.append(row)
+    except Exception as exc:
+        raise DataError(f"{path}:{function} failed after {len(rows_so_far)} rows: {type(exc).__name__}: {exc}") from exc
+    collector = _Collector(lambda i: f"{path.name}:{function} row {i}")
+    for index, row in enumerate(rows_so_far):
+        if not isinstance(row, dict):
+            collector.fail(index, None, f"row {index} is a {type(row).__name__}, not a dict")
+            continue
+        image_bytes = row.get("image")
+        image_path = row.get("image_path")
+
+        def image(p=image_path, b=image_bytes) -> Path | None:
+            if p is None:
+                if b is None:
+                    raise _RowError("needs `image_path` or `image`")
+                return None
+            return Path(p) if Path(p).is_absolute() else root / p
+
+        collector.add(
+            index,
+            row.get("sample_id"),
+            row.get("gt_lat"),
+            row.get("gt_lon"),
+            image,
+            gt_cot=row.get("gt_cot"),
+            scene_label=row.get("scene"),
+            metadata={k: v for k, v in row.items() if k not in _PLUGIN_FIELDS},
+            image_loader=(lambda b=image_bytes: b) if image_bytes is not None else None,
+        )
+    content = repr([{k: v for k, v in r.items() if k != "image"} if isinstance(r, dict) else r for r in rows_so_far])
+    digest = hashlib.sha256(path.read_bytes() + content.encode()).hexdigest()[:16]
+    return LoadResult(collector.samples, collector.problems(), digest, root=root, extra={"file": str(path)})
+
+
+_PLUGIN_FIELDS = {"sample_id", "image_path", "image", "gt_lat", "gt_lon", "gt_cot", "scene"}

@@ -162,7 +162,7 @@ def read_scene_manifest(path: str | Path) -> tuple[dict[str, str], list]:
     Rows with an unknown scene name are problems (and are ignored); a file that is
     missing or lacks the two columns raises DataError.
     """
-    from greval.data import DataError, Problem  # data.py imports this module
+    from greval.problems import DataError, Problem
 
     path = Path(path).expanduser()
     try:
@@ -205,7 +205,7 @@ def assign_scenes(samples: list[Sample], manifest: str | Path | None = None) -> 
     found: manifest rows naming unknown samples or scenes, and data labels that are not
     a known scene name (those samples fall back to the classifier).
     """
-    from greval.data import Problem
+    from greval.problems import Problem
 
     problems: list[Problem] = []
     overrides: dict[str, str] = {}

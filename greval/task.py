@@ -4,6 +4,7 @@
     name: urban                     # default: the file name
     description: ...
     dataset: {format: greval-bench, hub: Anonymous0515/GREval-Bench}
+                                    # or your own format: {format: loader.py:load, path: DIR}
     scene: urban                    # optional filter on the sample's scene label
     template: gre                   # prompt template (greval/templates/NAME.txt or a path)
     generation: {max_tokens: 2048, temperature: 0}
@@ -76,11 +77,16 @@ def _read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     return merged
 
 
-_KNOWN_KEYS = {"name", "description", "dataset", "scene", "template", "generation", "metrics"}
+_KNOWN_KEYS = {"name", "description", "dataset", "scene", "template", "generation"}
 
 
 def load_task_file(path: Path) -> TaskSpec:
     data = _read_yaml(path)
+    if "metrics" in data:
+        raise TaskError(
+            f"{path}: `metrics:` is not a task setting: every run reports every metric (accuracy at each "
+            "granularity, median and mean error, GeoScore, country and continent accuracy, rates); remove it"
+        )
     unknown = set(data) - _KNOWN_KEYS
     if unknown:
         raise TaskError(f"{path}: unknown key(s) {sorted(unknown)}; known: {sorted(_KNOWN_KEYS)}")
@@ -94,10 +100,14 @@ def load_task_file(path: Path) -> TaskSpec:
         generation = GenerationConfig(**gen)
     except TypeError as e:
         raise TaskError(f"{path}: bad generation settings {gen}: {e}") from None
+    dataset = dict(data["dataset"])
+    fmt = str(dataset.get("format", ""))
+    if ".py:" in fmt and not Path(fmt.rpartition(":")[0]).expanduser().is_absolute():
+        dataset["format"] = str((path.parent / fmt).resolve())  # `format: loader.py:load`, beside the YAML
     return TaskSpec(
         name=str(data.get("name") or path.stem),
         description=str(data.get("description") or "").strip(),
-        dataset=dict(data["dataset"]),
+        dataset=dataset,
         scene=scene,
         template=data.get("template"),
         generation=generation,
