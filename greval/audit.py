@@ -131,14 +131,15 @@ def append_overrides(run_dir: Path, overrides: list[Override]) -> None:
             f.write(json.dumps(vars(o)) + "\n")
 
 
-def apply_overrides(records: list[dict[str, Any]], overrides: list[Override], earth: str = "haversine") -> None:
-    """Rewrite the overridden records in place; each keeps the parser's reading under `override`."""
+def apply_overrides(records: list[dict[str, Any]], overrides: list[Override]) -> list[dict[str, Any]]:
+    """Rewrite the overridden records in place; each keeps the parser's reading under
+    `override`. Returns those given coordinates, whose `distance_km` the caller sets."""
     if not overrides:
-        return
+        return []
     by_id: dict[str, list[Override]] = {}
     for o in overrides:
         by_id.setdefault(o.sample_id, []).append(o)
-    changed = []
+    moved = []
     for record in records:
         mine = [o for o in by_id.get(record["sample_id"], ()) if o.matches(record)]
         if not mine or record.get("status") == "error":  # no answer to override: re-run first
@@ -150,17 +151,9 @@ def apply_overrides(records: list[dict[str, Any]], overrides: list[Override], ea
         if last.refusal:
             record.update(status="refusal", lat=None, lon=None, distance_km=None)
         else:
-            record.update(status="ok", lat=last.lat, lon=last.lon)
-            changed.append(record)
-    if changed:
-        from greval.score import distance_km
-
-        d = distance_km(
-            [r["gt_lat"] for r in changed], [r["gt_lon"] for r in changed], [r["lat"] for r in changed],
-            [r["lon"] for r in changed], earth=earth,
-        )  # fmt: skip
-        for record, km in zip(changed, d.tolist(), strict=True):
-            record["distance_km"] = km
+            record.update(status="ok", lat=last.lat, lon=last.lon, distance_km=None)
+            moved.append(record)
+    return moved
 
 
 # --------------------------------------------------------------------------- listing

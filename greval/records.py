@@ -121,11 +121,15 @@ def with_overrides(run_dir: Path, records: list[dict[str, Any]]) -> list[dict[st
     """`records` of `run_dir` with its overrides.jsonl applied (in place)."""
     from greval.audit import apply_overrides, read_overrides
 
-    found = read_overrides(run_dir)
-    if found:
+    moved = apply_overrides(records, read_overrides(run_dir))
+    if moved:  # their distances, measured as the run measured them
+        from greval.score import distance_km
+
         info_path = Path(run_dir) / RUN_INFO
         earth = read_json(info_path).get("earth", "haversine") if info_path.exists() else "haversine"
-        apply_overrides(records, found, earth=earth)
+        km = distance_km(*zip(*((r["gt_lat"], r["gt_lon"], r["lat"], r["lon"]) for r in moved), strict=True), earth=earth)
+        for record, d in zip(moved, km.tolist(), strict=True):
+            record["distance_km"] = d
     return records
 
 
