@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from greval.score import ERROR, _frame, _granularity_names, _percentile_ci, _rng, _Scored, acc_key, boot_mean
+from greval.score import ERROR, _frame, _granularity_names, _Scored, acc_key
+from greval.stats import boot_mean, percentile_ci, rng_for
 
 
 def mcnemar_p(a_only: int, b_only: int) -> float:
@@ -51,7 +52,7 @@ def _mcnemar(a: np.ndarray, b: np.ndarray, rng: np.random.Generator, n_boot: int
         "a": float(a.mean()),
         "b": float(b.mean()),
         "diff": (a_only - b_only) / n,
-        "ci": _percentile_ci(diffs),
+        "ci": percentile_ci(diffs),
         "p_value": min(1.0, p),
         "n": n,
         "test": "mcnemar",
@@ -76,7 +77,7 @@ def _boot_result(a: float | None, b: float | None, replicates: np.ndarray, n: in
         "a": a,
         "b": b,
         "diff": diff,
-        "ci": _percentile_ci(replicates),
+        "ci": percentile_ci(replicates),
         "p_value": _bootstrap_p(replicates),
         "n": n,
         "test": "paired-bootstrap",
@@ -130,23 +131,23 @@ def compare_task(
     binary["continent_acc"] = (sa.continent_hit, sb.continent_hit)
     for key, (ha, hb) in binary.items():
         if key.startswith("acc@"):
-            out[key] = _mcnemar(ha, hb, _rng(seed, "compare", key, group), n_boot)
+            out[key] = _mcnemar(ha, hb, rng_for(seed, "compare", key, group), n_boot)
     diff = sa.geoscore - sb.geoscore
     out["geoscore"] = _boot_result(
         float(sa.geoscore.mean()),
         float(sb.geoscore.mean()),
-        boot_mean(diff, n, _rng(seed, "compare", "geoscore", group), n_boot),
+        boot_mean(diff, n, rng_for(seed, "compare", "geoscore", group), n_boot),
         n,
     )
     out["median_km"] = _boot_result(
         _median(sa.distance),
         _median(sb.distance),
-        _median_diffs(sa.distance, sb.distance, _rng(seed, "compare", "median_km", group), n_boot),
+        _median_diffs(sa.distance, sb.distance, rng_for(seed, "compare", "median_km", group), n_boot),
         n,
     )
     for key in ("country_acc", "continent_acc"):
         ha, hb = binary[key]
-        out[key] = _mcnemar(ha, hb, _rng(seed, "compare", key, group), n_boot)
+        out[key] = _mcnemar(ha, hb, rng_for(seed, "compare", key, group), n_boot)
     return out
 
 

@@ -23,7 +23,9 @@ from pathlib import Path
 
 import click
 
-METRICS = ("acc@1km", "acc@25km", "acc@200km", "acc@750km", "acc@2500km", "geoscore", "refusal", "parse_failure")
+from greval.constants import ACC_KEYS
+
+METRICS = (*ACC_KEYS, "geoscore", "refusal", "parse_failure")
 LOWER_IS_BETTER = {"refusal", "parse_failure", "median_km"}
 
 UTILS = '''"""lm-eval hooks for tasks written by `greval export lm-eval`: greval parses and scores."""

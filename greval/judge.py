@@ -208,7 +208,8 @@ def add_cot_metrics(metrics: dict, records: list[dict], seed: int, keys=None, ju
     hash) count when given, and only (task, sample_id) in `keys` when given."""
     import numpy as np
 
-    from greval.score import UNKNOWN_SCENE, _percentile_ci, _rng, boot_mean
+    from greval.score import UNKNOWN_SCENE
+    from greval.stats import boot_mean, percentile_ci, rng_for
 
     if judge:
         records = [
@@ -230,7 +231,7 @@ def add_cot_metrics(metrics: dict, records: list[dict], seed: int, keys=None, ju
         for key, field in (("cot_score", "f1"), ("cot_recall", "recall"), ("cot_precision", "precision")):
             values = np.array([r[field] for r in ok], dtype=np.float64)
             out[key] = float(values.mean()) if len(values) else None
-            ci[key] = _percentile_ci(boot_mean(values, len(values), _rng(seed, key, group), 1000))
+            ci[key] = percentile_ci(boot_mean(values, len(values), rng_for(seed, key, group), 1000))
         out["ci"] = ci
         return out
 

@@ -37,6 +37,7 @@ from PIL import Image
 
 import greval
 from greval.compare import mcnemar_p
+from greval.constants import GRANULARITY_LIST
 from greval.cost import PARTIAL, UNKNOWN, cost_summary
 from greval.cost import describe as describe_cost
 from greval.records import ERROR as STATUS_ERROR
@@ -46,12 +47,9 @@ from greval.report import prompt_label
 log = logging.getLogger(__name__)
 
 # (metric key, threshold km, short label, granularity name) — the benchmark's five levels.
-GRANULARITIES: tuple[tuple[str, float, str, str], ...] = (
-    ("acc@1km", 1.0, "1 km", "street"),
-    ("acc@25km", 25.0, "25 km", "city"),
-    ("acc@200km", 200.0, "200 km", "region"),
-    ("acc@750km", 750.0, "750 km", "country"),
-    ("acc@2500km", 2500.0, "2500 km", "continent"),
+# (metric key, km, column label, name) of each granularity (greval/constants.py).
+GRANULARITIES: tuple[tuple[str, float, str, str], ...] = tuple(
+    (g.key, g.km, f"{g.km:g} km", g.name) for g in GRANULARITY_LIST
 )
 KIND_LABELS = {"api": "API", "open-weights": "open weights", "offline": "offline"}
 # Tabs come in this order when present; any other task (other datasets) follows by name.

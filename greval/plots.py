@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from greval.records import ERROR, OK
+from greval.constants import ERROR, OK, THRESHOLDS_KM
 from greval.report import GRANULARITY_NAMES, Run, load_run, threshold_km
 
 if TYPE_CHECKING:
@@ -149,7 +149,7 @@ def accuracy_figure(runs: Sequence[Run], *, with_curves: bool = True) -> Figure:
     fig.subplots_adjust(**_MARGINS)
     ax = fig.add_subplot()
     radii = sorted({threshold_km(k) for r in runs for b in r.metrics["tasks"].values() for k in b if threshold_km(k)})
-    grid = np.logspace(0, np.log10(2500), 300)
+    grid = np.logspace(0, np.log10(max(THRESHOLDS_KM.values())), 300)
     errors = {(id(run), e.label): e for run in runs for e in (_errors(run, runs) if with_curves else [])}
     for run in runs:
         for task, block in run.metrics["tasks"].items():
@@ -169,7 +169,7 @@ def accuracy_figure(runs: Sequence[Run], *, with_curves: bool = True) -> Figure:
                 (line,) = ax.plot([p[0] for p in points], [100 * p[1] for p in points], "o-", markersize=5, label=label)
                 _ci_bars(ax, block, points, line.get_color())
     _granularity_axis(ax, radii)
-    _radius_ticks(ax, radii or [1, 25, 200, 750, 2500])
+    _radius_ticks(ax, radii or list(THRESHOLDS_KM.values()))
     ax.set_xlim(0.8, 3200)
     ax.set_ylim(0, 100)
     ax.set_xlabel("distance from the true location")
@@ -201,7 +201,7 @@ def error_cdf_figure(runs: Sequence[Run]) -> Figure:
                 label=f"{e.label} (no usable answer {e.failure_share:.1%}: tops at {ceiling:.1%})",
             )
             ax.axhline(ceiling, color=line.get_color(), linewidth=0.6, linestyle="--")
-    _granularity_axis(ax, [1, 25, 200, 750, 2500])
+    _granularity_axis(ax, list(THRESHOLDS_KM.values()))
     ax.set_xlim(grid[0], grid[-1])
     ax.set_ylim(0, 1)
     ax.set_xlabel("error (km, great-circle distance)")
@@ -263,8 +263,10 @@ def scene_figure(runs: Sequence[Run]) -> Figure | None:
 
 
 # Error bands of the map: the five granularities, then beyond; colours run from good to bad.
-_BANDS = ((1.0, "≤ 1 km", "#1a9850"), (25.0, "≤ 25 km", "#91cf60"), (200.0, "≤ 200 km", "#d9ef8b"),
-          (750.0, "≤ 750 km", "#fee08b"), (2500.0, "≤ 2,500 km", "#fc8d59"), (np.inf, "> 2,500 km", "#d73027"))  # fmt: skip
+_BANDS = tuple(
+    (km, f"≤ {km:,g} km", color)
+    for km, color in zip(THRESHOLDS_KM.values(), ("#1a9850", "#91cf60", "#d9ef8b", "#fee08b", "#fc8d59"), strict=True)
+) + ((np.inf, f"> {max(THRESHOLDS_KM.values()):,g} km", "#d73027"),)
 _NO_ANSWER_COLOR = "0.6"
 
 

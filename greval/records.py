@@ -15,15 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from greval.constants import ERROR, OK, REFUSAL, TRUNCATED  # noqa: F401  (statuses, re-exported)
+
 PREDICTIONS = "predictions.jsonl"
 METRICS = "metrics.json"
 RUN_INFO = "run.json"
 
-# Statuses. The parse statuses come from greval.parse; these two come from the run.
-ERROR = "error"  # the request failed: no model answer exists; not scored, retried on re-run
-TRUNCATED = "truncated"  # cut by the token limit: counted wrong, reported as its own rate
-OK = "ok"
-REFUSAL = "refusal"
 
 
 @dataclass

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from greval.audit import EXTRACTION_FLAGS
+from greval.constants import GRANULARITY_LIST
 from greval.cost import describe as describe_cost
 from greval.records import ERROR, METRICS, PREDICTIONS, RUN_INFO, read_json, read_predictions
 
@@ -32,7 +33,7 @@ REPORT_MARKER = "greval-report.json"  # marks a comparison folder, so it is neve
 MISSING = "–"  # en dash: how a missing value reads in md, latex and summaries
 
 # Names of the distance thresholds the paper reports; other thresholds read as "<r> km".
-GRANULARITY_NAMES = {1: "Street", 25: "City", 200: "Region", 750: "Country", 2500: "Continent"}
+GRANULARITY_NAMES = {int(g.km): g.title for g in GRANULARITY_LIST}
 
 # Columns after the accuracies, in table order, with their rendered headers.
 _DISTANCE_COLUMNS = {"median_km": "Median km", "mean_km": "Mean km", "geoscore": "GeoScore"}

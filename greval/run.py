@@ -328,6 +328,7 @@ def score_run_dir(
     run_dir: Path, keys: set[tuple[str, str]] | None, granularities, earth: str, seed: int, records=None
 ) -> dict[str, Any]:
     """metrics.json from the records on disk (restricted to `keys` when given)."""
+    from greval.constants import THRESHOLDS_KM
     from greval.judge import add_cot_to_run_metrics
     from greval.score import score_records
 
@@ -342,7 +343,7 @@ def score_run_dir(
     add_cot_to_run_metrics(run_dir, metrics, keys, seed)
     metrics.update(
         {
-            "granularities": granularities or ["street", "city", "region", "country", "continent"],
+            "granularities": granularities or list(THRESHOLDS_KM),
             "earth": earth,
             "hit_rule": "distance_km <= threshold_km",
             "seed": seed,

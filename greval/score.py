@@ -39,7 +39,6 @@ materialising n × n_boot resamples, which would take minutes at 1 M records:
 
 from __future__ import annotations
 
-import zlib
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -48,19 +47,16 @@ import numpy as np
 import pandas as pd
 
 from greval.audit import is_flagged
+from greval.constants import ERROR, OK, PARSE_FAILURES, REFUSAL, STATUSES, THRESHOLDS_KM, TRUNCATED  # noqa: F401
+from greval.stats import boot_mean, boot_median, boot_proportion, percentile_ci, rng_for
 
-GRANULARITIES: dict[str, float] = {"street": 1.0, "city": 25.0, "region": 200.0, "country": 750.0, "continent": 2500.0}
+GRANULARITIES = THRESHOLDS_KM  # name -> km, defined once in greval/constants.py
 EARTH_RADIUS_KM = 6371.0088  # mean Earth radius, as in the haversine package
 GEOSCORE_MAX = 5000.0
 GEOSCORE_SCALE_KM = 1492.7
 
-OK, ERROR, REFUSAL, TRUNCATED = "ok", "error", "refusal", "truncated"
-PARSE_FAILURES = ("no_answer", "empty", "out_of_range")
-STATUSES = (OK, ERROR, REFUSAL, TRUNCATED, *PARSE_FAILURES)
 UNKNOWN_SCENE = "unknown"
 
-_PLAIN_BOOTSTRAP_MAX_DRAWS = 20_000_000
-_STRATA = 256
 
 
 # --------------------------------------------------------------------------- distances
@@ -206,94 +202,6 @@ def _labels(series: pd.Series) -> np.ndarray:
     return names[codes]  # the NA sentinel -1 picks the last entry
 
 
-# --------------------------------------------------------------------------- bootstrap
-
-
-def _rng(seed: int, *names: str) -> np.random.Generator:
-    """An independent, reproducible stream per (seed, metric, group)."""
-    return np.random.default_rng([seed, *(zlib.crc32(name.encode()) for name in names)])
-
-
-def _percentile_ci(replicates: np.ndarray) -> list[float] | None:
-    replicates = replicates[np.isfinite(replicates)]
-    if len(replicates) == 0:
-        return None
-    lo, hi = np.percentile(replicates, [2.5, 97.5])
-    return [float(lo), float(hi)]
-
-
-def boot_proportion(hits: np.ndarray, rng: np.random.Generator, n_boot: int) -> np.ndarray:
-    """Bootstrap replicates of a 0/1 mean: exactly Binomial(n, p̂) / n."""
-    n = len(hits)
-    if n == 0:
-        return np.full(n_boot, np.nan)
-    return rng.binomial(n, hits.mean(), size=n_boot) / n
-
-
-def boot_mean(values: np.ndarray, n_total: int, rng: np.random.Generator, n_boot: int) -> np.ndarray:
-    """Replicates of the mean of `values` (m of n_total samples) under resampling n_total.
-
-    The number of the m included samples that land in a resample is Binomial(n_total,
-    m / n_total); a replicate with none of them is NaN.
-    """
-    m = len(values)
-    if m == 0 or n_total == 0:
-        return np.full(n_boot, np.nan)
-    # Sorted, so the draws pick the same values whatever order the records came in:
-    # the interval must not change when a run's predictions.jsonl is reordered.
-    values = np.sort(values)
-    counts = rng.binomial(n_total, m / n_total, size=n_boot) if m < n_total else np.full(n_boot, m)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        if m * n_boot <= _PLAIN_BOOTSTRAP_MAX_DRAWS:
-            sums = np.array([values[rng.integers(0, m, size=c)].sum() for c in counts])
-        else:
-            sums = _stratified_sums(values, counts, rng)
-        return np.where(counts > 0, sums / counts, np.nan)
-
-
-def _stratified_sums(sorted_values: np.ndarray, counts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    m = len(sorted_values)
-    edges = np.linspace(0, m, min(_STRATA, m) + 1).round().astype(np.int64)
-    sizes = np.diff(edges)
-    sums = np.add.reduceat(sorted_values, edges[:-1])
-    squares = np.add.reduceat(sorted_values * sorted_values, edges[:-1])
-    means = sums / sizes
-    sds = np.sqrt(np.maximum(squares / sizes - means * means, 0.0))
-    per_stratum = rng.multinomial(counts, sizes / m)  # (n_boot, strata): exact
-    noise = rng.standard_normal(per_stratum.shape) * np.sqrt(per_stratum) * sds
-    return (per_stratum * means + noise).sum(axis=1)
-
-
-def boot_median(values: np.ndarray, n_total: int, rng: np.random.Generator, n_boot: int) -> np.ndarray:
-    """Replicates of the median of `values` (m of n_total samples) under resampling n_total.
-
-    Exact in distribution via order statistics of uniforms (see the module docstring).
-    """
-    m = len(values)
-    if m == 0 or n_total == 0:
-        return np.full(n_boot, np.nan)
-    ordered = np.sort(values)
-    counts = rng.binomial(n_total, m / n_total, size=n_boot) if m < n_total else np.full(n_boot, m)
-    out = np.full(n_boot, np.nan)
-    have = counts > 0
-    c = counts[have]
-    k = (c + 1) // 2  # the lower middle (the middle for odd c)
-    u_k = rng.beta(k, c - k + 1)
-    # the next order statistic: the smallest of the c - k uniforms above u_k
-    above = np.maximum(c - k, 1)
-    u_next = u_k + (1.0 - u_k) * rng.beta(1, above)
-
-    def quantile(u: np.ndarray) -> np.ndarray:
-        return ordered[np.clip(np.ceil(u * m).astype(np.int64) - 1, 0, m - 1)]
-
-    lower = quantile(u_k)
-    out[have] = np.where(c % 2 == 1, lower, (lower + quantile(u_next)) / 2.0)
-    return out
-
-
-# --------------------------------------------------------------------------- summaries
-
-
 def _plain(x: float | None) -> float | None:
     if x is None:
         return None
@@ -335,10 +243,10 @@ def _summary(s: _Scored, idx: np.ndarray, names: list[str], seed: int, n_boot: i
 
     if n_boot > 0:
         for key, hits in binary.items():
-            ci[key] = _percentile_ci(boot_proportion(hits, _rng(seed, key, group), n_boot))
-        ci["geoscore"] = _percentile_ci(boot_mean(s.geoscore[idx], n, _rng(seed, "geoscore", group), n_boot))
-        ci["median_km"] = _percentile_ci(boot_median(ok_d, n, _rng(seed, "median_km", group), n_boot))
-        ci["mean_km"] = _percentile_ci(boot_mean(ok_d, n, _rng(seed, "mean_km", group), n_boot))
+            ci[key] = percentile_ci(boot_proportion(hits, rng_for(seed, key, group), n_boot))
+        ci["geoscore"] = percentile_ci(boot_mean(s.geoscore[idx], n, rng_for(seed, "geoscore", group), n_boot))
+        ci["median_km"] = percentile_ci(boot_median(ok_d, n, rng_for(seed, "median_km", group), n_boot))
+        ci["mean_km"] = percentile_ci(boot_mean(ok_d, n, rng_for(seed, "mean_km", group), n_boot))
     out["ci"] = ci
     return out
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import greval.score as score
+import greval.stats as stats
 from greval.score import GRANULARITIES, distance_km, geoscore, score_records, summarize
 
 R = 6371.0088
@@ -206,8 +206,8 @@ def test_bootstrap_shortcuts_agree_with_plain_resampling():
         draw = values[rng.integers(0, 3001, c)]
         plain.append((np.median(draw), draw.mean()))
     plain = np.array(plain)
-    med = score.boot_median(values, 4000, score._rng(0, "m"), 3000)
-    strat = score._stratified_sums(np.sort(values), np.full(3000, 3001), score._rng(0, "s")) / 3001
+    med = stats.boot_median(values, 4000, stats.rng_for(0, "m"), 3000)
+    strat = stats.stratified_sums(np.sort(values), np.full(3000, 3001), stats.rng_for(0, "s")) / 3001
     for ours, theirs in ((med, plain[:, 0]), (strat, plain[:, 1])):
         assert np.percentile(ours, [2.5, 97.5]) == pytest.approx(np.percentile(theirs, [2.5, 97.5]), rel=0.02)
 
