@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from greval.adapter import AdapterError
+from greval.adapter import AdapterError, option
 from greval.types import GenerationConfig, Request, image_problem
 
 # Hub files a VLM needs for inference (weights, configs, tokenizer, processor, template,
@@ -40,6 +40,21 @@ class Checkpoint:
         d = asdict(self)
         d["path"] = str(self.path)
         return d
+
+
+@dataclass
+class LocalOptions:
+    """Options of the transformers backend (`-M KEY=VALUE` or the flag of the same name)."""
+
+    batch_size: int | str | None = option(help="samples per generate() call")
+    dtype: str | None = option(help="bfloat16, float16, float32")
+    device: str | None = option(help="cuda, cpu, mps")
+    device_map: str | None = option(help="accelerate device map, e.g. auto")
+    attn_implementation: str | None = option(help="sdpa, flash_attention_2, eager")
+    min_pixels: int | None = option(answer=True, help="image budget, lower bound")
+    max_pixels: int | None = option(answer=True, help="image budget, upper bound")
+    trust_remote_code: bool | None = option(help="run the checkpoint's own code")
+    revision: str | None = option(help="checkpoint revision")
 
 
 def how_to_pass_local(ref: str) -> str:

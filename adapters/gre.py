@@ -12,17 +12,26 @@ backend (transformers, the default) or `vllm` (`--backend vllm`).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from greval.adapter import Adapter, AdapterError, register
+from greval.adapters.vllm import VLLMOptions
+
+from greval.adapter import Adapter, AdapterError, option, register
 from greval.types import Request, Response
 
 GRE_HUB_ID = "Anonymous0515/GRE"
 BACKENDS = ("hf", "vllm")
 
 
+@dataclass
+class GREOptions(VLLMOptions):
+    backend: str | None = option(help="hf (transformers, default) or vllm")
+
+
 @register("gre")
 class GREAdapter(Adapter):
+    Options = GREOptions
     kind = "open-weights"
     default_template = "gre"
 

@@ -15,6 +15,7 @@ from collections import defaultdict
 from typing import Any
 
 from greval.adapters._local import (
+    LocalOptions,
     cap_pixels,
     chat_messages,
     generation_key,
@@ -60,6 +61,7 @@ def pick_dtype(dtype: str | None, device: str):
 
 @register("hf")
 class HFAdapter(Adapter):
+    Options = LocalOptions
     kind = "open-weights"
     default_template = "coords"
 

@@ -18,20 +18,27 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import openai
 
-from greval.adapter import AdapterError, register
-from greval.api import DEFAULT_REQUEST_TIMEOUT_S, ApiAdapter, Completion, PreparedImage, http_pool
+from greval.adapter import AdapterError, option, register
+from greval.api import DEFAULT_REQUEST_TIMEOUT_S, ApiAdapter, ApiOptions, Completion, PreparedImage, http_pool
 from greval.types import Request, Usage
 
 # o1/o3/o4-…, gpt-5 and later (not the "-chat" models): no temperature / top_p.
 _REASONING_MODEL = re.compile(r"^(?:[\w.-]+/)?(?:o\d|gpt-(?:[5-9]|\d\d)(?!.*-chat))")
 
 
+@dataclass
+class OpenAIOptions(ApiOptions):
+    detail: str | None = option(answer=True, help="image detail: high (default), low or auto")
+
+
 @register("openai")
 class OpenAIAdapter(ApiAdapter):
+    Options: ClassVar[type] = OpenAIOptions
     sdk: ClassVar[Any] = openai
     key_env: ClassVar[str] = "OPENAI_API_KEY"
     base_url_env: ClassVar[str] = "OPENAI_BASE_URL"

@@ -10,6 +10,7 @@ metric agree on what counts.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -32,8 +33,14 @@ def uniform_sphere(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.nda
     return lat, lon
 
 
+@dataclass
+class RandomOptions:
+    """No options of its own: the run's --seed draws the points."""
+
+
 @register("random")
 class RandomLandAdapter(Adapter):
+    Options = RandomOptions
     kind = "offline"
     batch_size = 512
 

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from greval.adapter import Adapter, AdapterError, register
+from greval.adapter import Adapter, AdapterError, option, register
 from greval.types import Request, Response
 
 
@@ -72,8 +73,14 @@ def _from_lmeval(row: Any) -> Any:
     return {"sample_id": row["doc"].get("sample_id"), "output": first} if "sample_id" in row["doc"] else row
 
 
+@dataclass
+class ReplayOptions:
+    predictions: str | None = option(help="JSONL / CSV of sample_id, output (or lm-eval samples)")
+
+
 @register("replay")
 class ReplayAdapter(Adapter):
+    Options = ReplayOptions
     kind = "offline"
     batch_size = 4096  # no model to wait for: large batches keep the loop's overhead low
 

@@ -21,9 +21,11 @@ import base64
 import io
 import json
 import os
+from dataclasses import dataclass
 from typing import Any
 
 from greval.adapters._local import (
+    LocalOptions,
     cap_pixels,
     chat_messages,
     config_json,
@@ -32,7 +34,7 @@ from greval.adapters._local import (
     resolve_checkpoint,
 )
 
-from greval.adapter import Adapter, AdapterError, register
+from greval.adapter import Adapter, AdapterError, option, register
 from greval.provenance import library_versions
 from greval.types import GenerationConfig, Request, Response, Usage
 
@@ -266,8 +268,23 @@ class _Replicas:
             proc.join(timeout=30)
 
 
+@dataclass
+class VLLMOptions(LocalOptions):
+    """The vLLM backend's options, beyond the transformers backend's."""
+
+    tensor_parallel_size: int | None = option(help="GPUs per model replica")
+    data_parallel_size: int | None = option(help="model replicas")
+    gpu_memory_utilization: float | None = option(help="share of GPU memory vLLM may take")
+    max_model_len: int | None = option(help="context length")
+    max_num_seqs: int | None = option(help="sequences in flight")
+    limit_mm_per_prompt: dict | None = option(help="images per prompt")
+    image_transport: str | None = option(help="pil or bytes")
+    enforce_eager: bool | None = option(help="no CUDA graphs")
+
+
 @register("vllm")
 class VLLMAdapter(Adapter):
+    Options = VLLMOptions
     kind = "open-weights"
     default_template = "coords"
 

@@ -19,12 +19,13 @@ import pkgutil
 from pathlib import Path
 from typing import Any, ClassVar
 
+from greval.errors import GrevalError
 from greval.types import Request, Response
 
 _REGISTRY: dict[str, type[Adapter]] = {}
 
 
-class AdapterError(Exception):
+class AdapterError(GrevalError):
     """A user-facing problem with an adapter (bad name, missing extra, no weights)."""
 
 
@@ -122,3 +123,65 @@ def get_adapter_class(name: str) -> type[Adapter]:
     if name not in _REGISTRY:
         raise AdapterError(f"greval.adapters.{name} registers no adapter named {name!r}")
     return _REGISTRY[name]
+
+
+# --------------------------------------------------------------------------- options
+# An adapter declares its options as a dataclass `Options` (class attribute): each field
+# is one `-M KEY=VALUE` / flag, its type, its default, and whether it changes the answers
+# (`option(..., answer=True)`): those make the resume guard refuse a folder made under
+# another value. Options the run itself passes every adapter need no declaration.
+
+RUN_OPTIONS = {"seed", "max_new_tokens", "temperature"}
+
+
+def option(default: Any = None, *, answer: bool = False, help: str = ""):
+    """A field of an adapter's Options dataclass; `answer=True` when it changes the answers."""
+    from dataclasses import field
+
+    return field(default=default, metadata={"answer": answer, "help": help})
+
+
+def declared_options(adapter_cls: type) -> dict[str, Any] | None:
+    """name -> dataclass Field of the adapter's Options, or None when it declares none."""
+    import dataclasses
+
+    options = getattr(adapter_cls, "Options", None)
+    if options is None or not dataclasses.is_dataclass(options):
+        return None
+    return {f.name: f for f in dataclasses.fields(options)}
+
+
+def answer_option_names(adapter_cls: type) -> tuple[str, ...] | None:
+    """Options that change the answers, from the marks; None when nothing is declared."""
+    fields = declared_options(adapter_cls)
+    return None if fields is None else tuple(sorted(n for n, f in fields.items() if f.metadata.get("answer")))
+
+
+_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), "dict": (dict,), "list": (list,)}
+
+
+def check_options(adapter_cls: type, options: dict[str, Any]) -> None:
+    """Refuse unknown option names (with a did-you-mean) and values of the wrong type."""
+    import difflib
+
+    fields = declared_options(adapter_cls)
+    if fields is None:
+        return  # a user's adapter without Options takes its **options as they are
+    known = sorted(set(fields) | RUN_OPTIONS)
+    for key, value in options.items():
+        if key in RUN_OPTIONS:
+            continue
+        if key not in fields:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise AdapterError(
+                f"unknown option {key!r} for the {adapter_cls.name} adapter{hint} Known: {', '.join(known)}"
+            )
+        kinds = [_TYPES[t.strip()] for t in str(fields[key].type).split("|") if t.strip() in _TYPES]
+        ok = (
+            value is None
+            or not kinds
+            or any(isinstance(value, k) and not (isinstance(value, bool) and bool not in k) for k in kinds)
+        )
+        if not ok:
+            raise AdapterError(f"option {key}={value!r}: expected {fields[key].type}")

@@ -48,7 +48,7 @@ from typing import Any, ClassVar
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_random_exponential
 
-from greval.adapter import Adapter, AdapterError, AdapterUnavailable
+from greval.adapter import Adapter, AdapterError, AdapterUnavailable, option
 from greval.cache import ResponseCache, cache_key
 from greval.pricing import Price, PriceTable
 from greval.types import Request, Response, Usage, image_problem
@@ -332,7 +332,29 @@ def _int_option(options: dict[str, Any], name: str, default: int | None) -> int 
     return default if value is None else int(value)
 
 
+@dataclass
+class ApiOptions:
+    """Options every API adapter takes (`-M KEY=VALUE` or the flag of the same name)."""
+
+    base_url: str | None = option(help="OpenAI-compatible server URL")
+    api_key_env: str | None = option(help="the environment variable holding the key")
+    concurrency: int | None = option(help="requests in flight")
+    request_timeout: float | None = option(help="seconds per attempt")
+    max_attempts: int | None = option(help="attempts per request")
+    backoff_base: float | None = option(help="seconds: first retry wait")
+    backoff_max: float | None = option(help="seconds: longest retry wait")
+    max_image_side: int | None = option(answer=True, help="longest image side sent, pixels")
+    max_pixels: int | None = option(answer=True, help="most pixels sent")
+    jpeg_quality: int | None = option(answer=True, help="re-encoding quality")
+    reasoning_effort: str | None = option(answer=True, help="reasoning models' effort")
+    prices: str | None = option(help="price file")
+    max_cost: float | None = option(help="USD budget")
+    no_cache: bool | None = option(help="do not use the response cache")
+    cache_dir: str | None = option(help="response cache folder")
+
+
 class ApiAdapter(Adapter):
+    Options: ClassVar[type] = ApiOptions
     """Base for API adapters: subclasses build the SDK client, the request and the parse."""
 
     kind: ClassVar[str] = "api"

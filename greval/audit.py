@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from greval.errors import GrevalError
 from greval.parse import ParsedAnswer
 
 EXTRACTION_FLAGS = (
@@ -220,7 +221,7 @@ def format_text(rows: list[dict[str, Any]]) -> str:
 # --------------------------------------------------------------------------- the command
 
 
-class AuditError(ValueError):
+class AuditError(GrevalError):
     """A user error of `greval audit` (bad folder, unknown flag or sample)."""
 
 

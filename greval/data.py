@@ -121,6 +121,8 @@ def register_format(name: str, keys: set[str]):
         return loader
 
     return wrap
+
+
 GREVAL_BENCH_FILE = "GREval-Bench.json"
 EXIF_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".heic", ".heif")
 _LAT_NAMES = ("lat", "latitude", "gt_lat", "LAT", "Latitude", "LATITUDE")
@@ -137,7 +139,6 @@ class LoadResult:
     root: Path | None = None
     format: str = "greval-bench"
     extra: dict[str, Any] = field(default_factory=dict)  # e.g. the resolved annotation file
-
 
 
 def load_samples(source: dict, data: str | Path | None = None, manifest: str | Path | None = None) -> LoadResult:
@@ -790,8 +791,6 @@ def _load_hf(source: dict, data: str | Path | None) -> LoadResult:
     key_columns = [c for c in (id_col, lat_col, lon_col) if c]
     digest = pd.util.hash_pandas_object(table[key_columns], index=True).to_numpy().tobytes() if key_columns else b""
     return LoadResult(rows.samples, rows.problems(), _hash_bytes(digest), root=base if paths_as_text else None)
-
-
 
 
 # ---------------------------------------------------------------- your own format

@@ -45,6 +45,8 @@ from pathlib import Path
 
 import click
 
+from greval.errors import GrevalError
+
 COT_FILE = "cot.jsonl"
 JUDGE_TEMPLATE = "cot_judge"
 JUDGE_VERSION = "cot-judge-v1"  # bump when the prompt or the scoring rule changes
@@ -54,7 +56,7 @@ COT_KEYS = ("cot_score", "cot_recall", "cot_precision", "cot_n", "cot_judge_fail
 _ANSWER_FAILURES = ("unparseable", "invalid", "truncated")  # the judge answered, badly: retry with a new seed
 
 
-class JudgeError(Exception):
+class JudgeError(GrevalError):
     """A problem with `greval judge` as asked (its folder, its data)."""
 
 

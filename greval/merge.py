@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from greval.cost import merged as merged_cost
+from greval.errors import GrevalError
 from greval.records import ERROR, RUN_INFO, Prediction, PredictionWriter, read_json, read_predictions, write_json_atomic
 
 
-class MergeError(Exception):
+class MergeError(GrevalError):
     pass
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from greval.errors import GrevalError
+
 
 @dataclass
 class Problem:
@@ -20,5 +22,5 @@ class Problem:
         return f"{self.where}: {who}{self.message}"
 
 
-class DataError(Exception):
+class DataError(GrevalError):
     """The dataset cannot be loaded at all (bad file, missing folder, Hub unreachable)."""

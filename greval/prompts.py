@@ -12,10 +12,11 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
+from greval.errors import GrevalError
 from greval.types import Sample
 
 
-class TemplateError(Exception):
+class TemplateError(GrevalError):
     pass
 
 

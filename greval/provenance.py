@@ -8,6 +8,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from greval.errors import GrevalError
 from greval.records import RUN_INFO, read_json
 
 # Libraries whose versions can move a reported number (distances, geocoding data, tests, image decoding).
@@ -23,11 +24,12 @@ SCORING_LIBRARIES = (
     "pillow",
 )
 
-# Adapter options that change the answers themselves (not just how fast they come).
+# For adapters that declare no Options (a user's adapter file): the options that change
+# the answers themselves. Built-in adapters mark theirs (greval.adapter.option(answer=True)).
 ANSWER_OPTIONS = ("max_pixels", "min_pixels", "max_image_side", "jpeg_quality", "detail", "reasoning_effort")
 
 
-class ResumeError(Exception):
+class ResumeError(GrevalError):
     """A run folder that cannot be resumed with the options given."""
 
 
@@ -53,7 +55,7 @@ def git_commit() -> str | None:
     return (out.stdout.strip() or None) if out.returncode == 0 else None
 
 
-def answer_settings(args: dict[str, Any], seed: Any) -> dict[str, Any]:
+def answer_settings(args: dict[str, Any], seed: Any, answer_options=ANSWER_OPTIONS) -> dict[str, Any]:
     """The settings under which a run's answers were made, keyed by their CLI flag."""
     options = args.get("adapter_options") or {}
     settings = {
@@ -62,11 +64,13 @@ def answer_settings(args: dict[str, Any], seed: Any) -> dict[str, Any]:
         "--temperature": args.get("temperature"),
         "--seed": seed,
     }
-    settings.update({f"--{k.replace('_', '-')}": options.get(k) for k in ANSWER_OPTIONS})
+    settings.update({f"--{k.replace('_', '-')}": options.get(k) for k in answer_options})
     return settings
 
 
-def check_resumable(run_dir: Path, adapter: str, model: str | None, args: dict[str, Any], seed: Any) -> None:
+def check_resumable(
+    run_dir: Path, adapter: str, model: str | None, args: dict[str, Any], seed: Any, answer_options=ANSWER_OPTIONS
+) -> None:
     """Refuse to resume a folder made by another model or under other answer settings."""
     path = run_dir / RUN_INFO
     if not path.exists():
@@ -79,8 +83,8 @@ def check_resumable(run_dir: Path, adapter: str, model: str | None, args: dict[s
         )
     # Answers already there are kept on resume: under other settings they would be
     # answers to another question, silently mixed under one run.json.
-    before = answer_settings(old.get("args") or {}, old.get("seed", 0))
-    now = answer_settings(args, seed)
+    before = answer_settings(old.get("args") or {}, old.get("seed", 0), answer_options)
+    now = answer_settings(args, seed, answer_options)
     shown = {None: "default"}
     changed = [
         f"{flag} {shown.get(before[flag], before[flag])} -> {shown.get(now[flag], now[flag])}"

@@ -22,7 +22,6 @@ METRICS = "metrics.json"
 RUN_INFO = "run.json"
 
 
-
 @dataclass
 class Prediction:
     sample_id: str
@@ -124,7 +123,9 @@ def with_overrides(run_dir: Path, records: list[dict[str, Any]]) -> list[dict[st
 
         info_path = Path(run_dir) / RUN_INFO
         earth = read_json(info_path).get("earth", "haversine") if info_path.exists() else "haversine"
-        km = distance_km(*zip(*((r["gt_lat"], r["gt_lon"], r["lat"], r["lon"]) for r in moved), strict=True), earth=earth)
+        km = distance_km(
+            *zip(*((r["gt_lat"], r["gt_lon"], r["lat"], r["lon"]) for r in moved), strict=True), earth=earth
+        )
         for record, d in zip(moved, km.tolist(), strict=True):
             record["distance_km"] = d
     return records

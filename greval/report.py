@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from greval.audit import EXTRACTION_FLAGS
 from greval.constants import GRANULARITY_LIST
 from greval.cost import describe as describe_cost
+from greval.errors import GrevalError
 from greval.records import ERROR, METRICS, PREDICTIONS, RUN_INFO, read_json, read_predictions
 
 if TYPE_CHECKING:  # pandas is imported where a table is built, so `import greval.report` stays cheap
@@ -53,7 +54,7 @@ _CI_SUFFIX = "_ci"
 _ACC_KEY = re.compile(r"^acc@(\d+(?:\.\d+)?)km$")
 
 
-class ReportError(Exception):
+class ReportError(GrevalError):
     """A run folder or table that cannot be reported, with the reason in words."""
 
 

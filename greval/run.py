@@ -22,9 +22,18 @@ from pathlib import Path
 from typing import Any
 
 from greval import __version__
-from greval.adapter import Adapter, AdapterError, AdapterUnavailable, get_adapter_class, missing_extra
+from greval.adapter import (
+    Adapter,
+    AdapterError,
+    AdapterUnavailable,
+    answer_option_names,
+    check_options,
+    get_adapter_class,
+    missing_extra,
+)
+from greval.errors import GrevalError
 from greval.prompts import render
-from greval.provenance import SCORING_LIBRARIES, check_resumable, git_commit, library_versions
+from greval.provenance import ANSWER_OPTIONS, SCORING_LIBRARIES, check_resumable, git_commit, library_versions
 from greval.records import (
     ERROR,
     METRICS,
@@ -43,7 +52,7 @@ from greval.task import TaskSpec, resolve_tasks
 from greval.types import GenerationConfig, Request, Response, Sample
 
 
-class RunError(Exception):
+class RunError(GrevalError):
     """A problem with the run as asked (its folder, its options)."""
 
 
@@ -372,7 +381,9 @@ async def _run(opts: RunOptions) -> RunResult:
         "temperature": opts.temperature,
         "adapter_options": opts.adapter_options,
     }
-    check_resumable(run_dir, opts.adapter, opts.model, args, opts.seed)
+    check_options(adapter_cls, opts.adapter_options)  # before any data or weights are loaded
+    marked = answer_option_names(adapter_cls)
+    check_resumable(run_dir, opts.adapter, opts.model, args, opts.seed, ANSWER_OPTIONS if marked is None else marked)
     # Data before the adapter: a bad --data path should not wait for 16 GB of weights.
     per_task, data_hashes, problems, skipped, roots, task_sizes = _load_task_samples(specs, opts)
     if not opts.progress:  # --quiet also hushes the Hub's and transformers' loading bars

@@ -58,7 +58,6 @@ GEOSCORE_SCALE_KM = 1492.7
 UNKNOWN_SCENE = "unknown"
 
 
-
 # --------------------------------------------------------------------------- distances
 
 
@@ -115,7 +114,18 @@ def _frame(records) -> pd.DataFrame:
         frame = records
     else:
         frame = pd.DataFrame(list(records))
-    for column in ("sample_id", "status", "lat", "lon", "gt_lat", "gt_lon", "scene", "scene_source", "flags", "override"):
+    for column in (
+        "sample_id",
+        "status",
+        "lat",
+        "lon",
+        "gt_lat",
+        "gt_lon",
+        "scene",
+        "scene_source",
+        "flags",
+        "override",
+    ):
         if column not in frame.columns:
             if column in ("sample_id", "status", "gt_lat", "gt_lon") and len(frame):
                 raise ValueError(f"prediction records lack the column {column!r}")
@@ -235,7 +245,9 @@ def _summary(s: _Scored, idx: np.ndarray, names: list[str], seed: int, n_boot: i
     out["truncated_rate"] = share(status == TRUNCATED)
     # Doubtful readings (greval/audit.py): extraction flags only; near_border is geography.
     out["flagged_rate"] = share(s.flagged[idx])
-    out["flag_counts"] = dict(sorted(Counter(f for flags in s.flags[idx] if isinstance(flags, list) for f in flags).items()))
+    out["flag_counts"] = dict(
+        sorted(Counter(f for flags in s.flags[idx] if isinstance(flags, list) for f in flags).items())
+    )
     out["n_overridden"] = int(s.overridden[idx].sum())
     out["near_border_rate"] = share(s.near_border[idx]) if s.near_border is not None else None
     out["scene_counts"] = _counts(s.scene[idx])

@@ -22,10 +22,11 @@ from typing import Any
 
 import yaml
 
+from greval.errors import GrevalError
 from greval.types import SCENES, GenerationConfig
 
 
-class TaskError(Exception):
+class TaskError(GrevalError):
     """A task name that does not exist or a task file that cannot be read."""
 
 

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from greval.errors import GrevalError
+
 log = logging.getLogger("greval.train")
 
 JUDGE_PROMPT = (
@@ -30,7 +32,7 @@ _ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "ass
 _IMAGE_PLACEHOLDER = "<image>"
 
 
-class TrainError(Exception):
+class TrainError(GrevalError):
     """A user-facing problem with a training run (bad data, output folder, options)."""
 
 

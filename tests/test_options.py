@@ -1,0 +1,61 @@
+"""Adapters declare their options (issue 9 §5): `-M KEY=VALUE` sets any of them, unknown
+keys and wrong types are refused with exit 2 and a suggestion, and the resume guard is
+built from the options marked as changing the answers."""
+
+from __future__ import annotations
+
+import json
+
+from _fake_api import FakeAPI
+from click.testing import CliRunner
+
+from greval.adapter import answer_option_names, get_adapter_class
+from greval.cli import main
+from greval.testing import make_fixture_bench
+
+
+def _run(bench, out, url, *extra):
+    args = ["run", "-q", "-a", "openai", "-m", "gpt-4o", "--base-url", url, "--data", str(bench), "--tasks", "all"]
+    return CliRunner().invoke(main, [*args, "-o", str(out), *extra])
+
+
+def test_m_sets_an_option_refuses_typos_and_guards_resume(tmp_path, monkeypatch):
+    monkeypatch.setenv("GREVAL_CACHE_DIR", str(tmp_path / "cache"))
+    bench = make_fixture_bench(tmp_path / "bench", n=6, seed=0)
+    out = tmp_path / "run"
+    with FakeAPI(latency=0.05) as server:
+        result = _run(bench, out, server.openai_url, "-M", "concurrency=2", "-M", "max_pixels=250000", "--limit", "4")
+        assert result.exit_code == 0, result.output
+        assert server.peak_in_flight <= 2
+        info = json.loads((out / "run.json").read_text())
+        assert info["args"]["adapter_options"]["concurrency"] == 2  # read as YAML: an int
+
+        typo = _run(bench, out, server.openai_url, "-M", "concurency=2")
+        assert typo.exit_code == 2 and "unknown option 'concurency'" in typo.output
+        assert "did you mean 'concurrency'?" in typo.output and "Traceback" not in typo.output
+        wrong = _run(bench, out, server.openai_url, "-M", "concurrency=abc")
+        assert wrong.exit_code == 2 and "concurrency='abc'" in wrong.output and "int" in wrong.output
+        clash = _run(bench, out, server.openai_url, "-M", "concurrency=2", "--concurrency", "3")
+        assert clash.exit_code == 2 and "contradicts" in clash.output
+
+        # Another image budget changes the answers: resuming would mix two kinds of answers.
+        refused = _run(bench, out, server.openai_url, "-M", "concurrency=2", "-M", "max_pixels=500000")
+        assert refused.exit_code == 2 and "--max-pixels 250000 -> 500000" in refused.output
+        # Another concurrency changes only the speed: the run resumes and finishes.
+        sent = server.count
+        resumed = _run(bench, out, server.openai_url, "-M", "concurrency=4", "-M", "max_pixels=250000")
+        assert resumed.exit_code == 0, resumed.output
+        assert server.count == sent + 2  # only the 2 samples --limit 4 left out
+    assert json.loads((out / "metrics.json").read_text())["tasks"]["all"]["n"] == 6
+
+
+def test_answer_changing_options_come_from_the_marks():
+    assert answer_option_names(get_adapter_class("openai")) == (
+        "detail",
+        "jpeg_quality",
+        "max_image_side",
+        "max_pixels",
+        "reasoning_effort",
+    )
+    assert "detail" not in answer_option_names(get_adapter_class("anthropic"))
+    assert answer_option_names(get_adapter_class("hf")) == ("max_pixels", "min_pixels")
