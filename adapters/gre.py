@@ -52,6 +52,14 @@ class GREAdapter(Adapter):
         self.backend_name = backend
         self.batch_size = self.backend.batch_size
 
+    def prepare(self, requests: list[Request]) -> None:
+        if hasattr(self.backend, "prepare"):
+            self.backend.prepare(requests)
+            self.batch_size = self.backend.batch_size
+
+    def input_size(self, request: Request):
+        return self.backend.input_size(request) if hasattr(self.backend, "input_size") else (0, len(request.prompt))
+
     def generate(self, requests: list[Request]) -> list[Response]:
         return self.backend.generate(requests)
 

@@ -14,6 +14,7 @@ import time
 from collections import defaultdict
 from typing import Any
 
+from greval.adapters._batching import CPU_AUTO, input_size, probe, remember, remembered
 from greval.adapters._local import (
     LocalOptions,
     cap_pixels,
@@ -28,6 +29,24 @@ from greval.provenance import library_versions
 from greval.types import Request, Response, Usage
 
 DEFAULT_BATCH_SIZE = 8
+
+
+_HINTED: list[bool] = []
+
+
+def vllm_hint(device: str) -> bool:
+    """Once per process: on a CUDA device with vLLM installed, say that it is usually much
+    faster than transformers' generate (continuous batching, paged attention)."""
+    import importlib.util
+    import logging
+
+    if _HINTED or not device.startswith("cuda") or importlib.util.find_spec("vllm") is None:
+        return False
+    _HINTED.append(True)
+    logging.getLogger("greval").warning(
+        "vLLM is installed: `--backend vllm` (gre) or `--adapter vllm` is usually several times faster on a GPU"
+    )
+    return True
 
 
 def pick_device(device: str | None) -> str:
@@ -83,7 +102,10 @@ class HFAdapter(Adapter):
         **options: Any,
     ) -> None:
         super().__init__(model, **options)
-        self.batch_size = int(batch_size or DEFAULT_BATCH_SIZE)
+        # "auto" (the default on CUDA): sized in prepare(), once the run's inputs are known.
+        self.batch_size_setting = str(batch_size).lower() if batch_size is not None else None
+        self.batch_size = DEFAULT_BATCH_SIZE if self.batch_size_setting in (None, "auto") else int(batch_size)
+        self.batch_size_source = "default" if batch_size is None else "given"
         self.max_new_tokens = int(max_new_tokens) if max_new_tokens else None  # None: the task's setting
         self.seed = int(seed or 0)
         self.trust_remote_code = bool(trust_remote_code)
@@ -92,6 +114,7 @@ class HFAdapter(Adapter):
         min_pixels = int(min_pixels) if min_pixels else None
         max_pixels = int(max_pixels) if max_pixels else None
         self._load(dtype, device, device_map, attn_implementation, min_pixels, max_pixels)
+        vllm_hint(str(self.model.device))
 
     # -- loading ---------------------------------------------------------------------
 
@@ -171,6 +194,46 @@ class HFAdapter(Adapter):
             self.min_pixels, self.max_pixels = new_size["shortest_edge"], new_size["longest_edge"]
         else:
             self.min_pixels, self.max_pixels = min_pixels, max_pixels
+
+    # -- batching ------------------------------------------------------------------
+
+    def input_size(self, request: Request) -> tuple[int, int]:
+        """For the run's length-aware grouping (see adapters/_batching.py)."""
+        return input_size(request)
+
+    def prepare(self, requests: list[Request]) -> None:
+        """`--batch-size auto` (the default on CUDA): the largest batch that fits."""
+        import torch
+
+        on_cuda = str(self.model.device).startswith("cuda")
+        if self.batch_size_setting != "auto" and not (self.batch_size_setting is None and on_cuda):
+            return
+        if not on_cuda or not requests:
+            self.batch_size, self.batch_size_source = CPU_AUTO, "auto (CPU)"
+            return
+        gpu = torch.cuda.get_device_name(self.model.device)
+        key = f"{self.checkpoint.fingerprint or self.checkpoint.ref}|{gpu}|{self.max_pixels}"
+        known = remembered(key)
+        if known:
+            self.batch_size, self.batch_size_source = known, "auto (remembered)"
+            return
+        longest = sorted(requests, key=input_size)[-4:]
+        images, _ = load_images(longest)
+        pairs = [(r, i) for r, i in zip(longest, images, strict=True) if i is not None]
+        gen = generation_key(longest[-1].generation, self.max_new_tokens)
+        probe_key = (8, *gen[1:])  # a few tokens: the memory peak is the prompt's, plus the cache
+
+        def try_batch(batch):
+            self._generate_batch([r for r, _ in batch], [i for _, i in batch], probe_key)
+            torch.cuda.synchronize()
+
+        def is_oom(exc):
+            torch.cuda.empty_cache()
+            return isinstance(exc, torch.cuda.OutOfMemoryError)
+
+        self.batch_size = probe(try_batch, pairs, is_oom)
+        self.batch_size_source = "auto (probed)"
+        remember(key, self.batch_size)
 
     # -- generation ------------------------------------------------------------------
 
@@ -280,6 +343,7 @@ class HFAdapter(Adapter):
             if self._processor_budgets_pixels
             else ("greval" if self.max_pixels or self.min_pixels else "processor default"),
             "batch_size": self.batch_size,
+            "batch_size_source": self.batch_size_source,
             "max_new_tokens": self.max_new_tokens,
             "decoding": "greedy unless the task sets temperature > 0",
             "checkpoint_generation_defaults_ignored": self.checkpoint_generation_defaults,

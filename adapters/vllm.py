@@ -314,7 +314,8 @@ class VLLMAdapter(Adapter):
         vllm = import_vllm()
         self.vllm_version = getattr(vllm, "__version__", None)
         self.data_parallel_size = _int(data_parallel_size) or 1
-        self.batch_size = _int(batch_size) or DEFAULT_BATCH_SIZE * self.data_parallel_size
+        given = None if str(batch_size).lower() == "auto" else _int(batch_size)  # vLLM schedules its own
+        self.batch_size = given or DEFAULT_BATCH_SIZE * self.data_parallel_size
         self.max_new_tokens = _int(max_new_tokens)
         self.image_transport = image_transport
         self.checkpoint = resolve_checkpoint(model, revision=revision, adapter=self.name)

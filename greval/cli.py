@@ -196,7 +196,12 @@ def _granularities(text: str | None, param_hint: str = "--granularity") -> list[
     type=click.Path(file_okay=False),
     help="[api] Response cache folder [default: $GREVAL_CACHE_DIR or ~/.cache/greval].",
 )
-@click.option("--batch-size", type=click.IntRange(min=1), help="[hf, vllm, gre] Samples per generate call.")
+@click.option(
+    "--batch-size",
+    callback=lambda ctx, param, v: _batch_size(v),
+    help="[hf, vllm, gre] Samples per generate call, or auto: the largest that fits the GPU "
+    "(the default on CUDA for hf / gre; 8 on a CPU).",
+)
 @click.option("--dtype", help="[hf, vllm, gre] e.g. bfloat16, float16, float32 [default: auto].")
 @click.option("--device", help="[hf, gre] e.g. cuda, cuda:1, cpu.")
 @click.option("--device-map", help="[hf, gre] e.g. auto to spread a large model over GPUs.")
@@ -291,6 +296,14 @@ def run(
     _print_summary(result.run_dir)
     if any((block.get("n_errors") or 0) for block in result.metrics.get("tasks", {}).values()):
         sys.exit(3)  # finished, but some samples have no answer yet: a retry loop can re-run
+
+
+def _batch_size(value: str | None):
+    if value is None or str(value).lower() == "auto":
+        return None if value is None else "auto"
+    if not str(value).isdigit() or int(value) < 1:
+        raise click.BadParameter(f"{value!r} is neither a positive number nor auto", param_hint="--batch-size")
+    return int(value)
 
 
 def _model_options(items) -> dict:

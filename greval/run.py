@@ -268,6 +268,39 @@ def _record(task: str, sample: Sample, request: Request, response: Response, pre
     )
 
 
+def _batched_for(adapter: Adapter, jobs: list[_Job]) -> list[_Job]:
+    """Local GPU adapters: size `--batch-size auto` on the run's inputs, and order the jobs
+    by input size so each batch holds similar inputs (little padding). Every response still
+    goes to its own sample; under greedy decoding the outputs equal batch size 1's."""
+    if hasattr(adapter, "prepare"):
+        adapter.prepare([job.request for job in jobs])
+    if hasattr(adapter, "input_size") and jobs:
+        sizes = {id(job): adapter.input_size(job.request) for job in jobs}
+        jobs = sorted(jobs, key=lambda job: sizes[id(job)])
+    return jobs
+
+
+def _throughput(adapter: Adapter, seconds: float, output_tokens: int, samples: int) -> dict[str, Any] | None:
+    """Output tokens/s, samples/s and peak GPU memory (None off CUDA, not 0) of a local run."""
+    if adapter.kind != "open-weights" or seconds <= 0 or not samples:
+        return None
+    peak = None
+    try:
+        import torch
+
+        if torch.cuda.is_available() and torch.cuda.max_memory_allocated() > 0:
+            peak = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+    except ImportError:
+        pass
+    return {
+        "output_tokens_per_s": round(output_tokens / seconds, 2),
+        "samples_per_s": round(samples / seconds, 3),
+        "seconds": round(seconds, 3),
+        "batch_size": getattr(adapter, "batch_size", None),
+        "peak_gpu_memory_gib": peak,
+    }
+
+
 def _report_data_problems(run_dir: Path, data_problems: list[tuple[str, str]], info: dict[str, Any]) -> None:
     """Samples whose image could not be read: named on stderr and in problems.txt, counted
     with the skipped samples in run.json, left out of n; the next run looks at them again."""
@@ -314,6 +347,8 @@ async def _dispatch(adapter: Adapter, jobs: list[_Job], on_done, progress) -> No
     """Batches of `adapter.batch_size`, at most `adapter.concurrency` in flight."""
     size = max(1, int(adapter.batch_size))
     batches = iter([jobs[i : i + size] for i in range(0, len(jobs), size)])
+    local = adapter.kind == "open-weights"
+    started, tokens = time.perf_counter(), 0
 
     async def worker() -> None:
         for batch in batches:  # a shared iterator: each batch goes to one worker
@@ -327,6 +362,12 @@ async def _dispatch(adapter: Adapter, jobs: list[_Job], on_done, progress) -> No
             except Exception as e:  # the batch failed as a whole: record why, go on
                 responses = [Response(error=f"{type(e).__name__}: {e}") for _ in requests]
             on_done(batch, responses)
+            if local:  # a local model's speed is its output tokens per second
+                nonlocal tokens
+                tokens += sum(r.usage.output_tokens for r in responses)
+                progress.set_postfix_str(
+                    f"{tokens / max(time.perf_counter() - started, 1e-9):,.0f} tok/s", refresh=False
+                )
             progress.update(len(batch))
 
     workers = max(1, min(int(adapter.concurrency), len(jobs)))
@@ -397,6 +438,7 @@ async def _run(opts: RunOptions) -> RunResult:
     try:
         done = {(r["task"], r["sample_id"]) for r in read_predictions(run_dir) if r.get("status") != ERROR}
         jobs, prompt_hashes = _plan(specs, per_task, adapter, opts, done)
+        jobs = _batched_for(adapter, jobs)
         planned = {(spec.name, s.sample_id) for spec in specs for s in per_task[spec.name]}
         data_dir = roots[0] if roots else None
         prefixes = tuple(dict.fromkeys(f"{d}{os.sep}" for root in roots for d in (root, root.resolve())))
@@ -456,13 +498,13 @@ async def _run(opts: RunOptions) -> RunResult:
         write_json_atomic(run_dir / RUN_INFO, info)
 
         counts: Counter[str] = Counter()
-        cost, unpriced = 0.0, 0
+        cost, unpriced, output_tokens = 0.0, 0, 0
         data_problems: list[tuple[str, str]] = []  # (task, message) of unreadable images
 
         with PredictionWriter(run_dir) as writer:
 
             def on_done(batch: list[_Job], responses: list[Response]) -> None:
-                nonlocal cost, unpriced
+                nonlocal cost, unpriced, output_tokens
                 records = []
                 for job, response in zip(batch, responses, strict=True):
                     if response.data_problem:  # nothing was asked: no record, asked again next run
@@ -471,6 +513,7 @@ async def _run(opts: RunOptions) -> RunResult:
                     counts["errors" if response.error else "answered"] += 1
                     counts["cached"] += bool(response.cached)
                     cost += response.cost_usd or 0.0
+                    output_tokens += response.usage.output_tokens
                     unpriced += response.cost_usd is None and response.error is None
                     for i, (task, sample) in enumerate(job.targets):
                         record = _record(task, sample, job.request, response, prefixes)
@@ -489,7 +532,9 @@ async def _run(opts: RunOptions) -> RunResult:
                 desc=f"greval {opts.adapter}",
                 dynamic_ncols=True,
             ) as bar:
+                dispatch_started = time.perf_counter()
                 await _dispatch(adapter, jobs, on_done, bar)
+                dispatch_s = time.perf_counter() - dispatch_started
 
         if data_problems:
             _report_data_problems(run_dir, data_problems, info)
@@ -505,6 +550,7 @@ async def _run(opts: RunOptions) -> RunResult:
                 # so the folder's total survives crashes and resumes; unpriced is unknown.
                 **cost_summary(raw, adapter.kind),
                 "cost_usd_this_invocation": None if unpriced and adapter.kind == "api" else round(cost, 6),
+                "throughput": _throughput(adapter, dispatch_s, output_tokens, counts["answered"]),
             }
         )
         if hasattr(adapter, "run_summary"):

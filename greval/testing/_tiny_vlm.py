@@ -85,18 +85,36 @@ def _build_tokenizer(vocab_size: int):
     )
 
 
+_SHAPES = {
+    "tiny": {
+        "vocab_size": 0, "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+        "num_attention_heads": 4, "num_key_value_heads": 2, "mrope_section": [2, 3, 3],
+        "vision": {"depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "fullatt_block_indexes": [1]},
+    },
+    "7b": {  # Qwen2.5-VL-7B-Instruct's config.json
+        "vocab_size": 152064, "hidden_size": 3584, "intermediate_size": 18944, "num_hidden_layers": 28,
+        "num_attention_heads": 28, "num_key_value_heads": 4, "mrope_section": [16, 24, 24],
+        "vision": {"depth": 32, "hidden_size": 1280, "intermediate_size": 3420, "num_heads": 16,
+                   "fullatt_block_indexes": [7, 15, 23, 31]},
+    },
+}  # fmt: skip
+
+
 def build_tiny_vlm(
     path: str | Path,
     *,
     seed: int = 0,
     vocab_size: int = 1024,
     max_pixels: int = 224 * 224,
+    shape: str = "tiny",
 ) -> Path:
     """Write a tiny random Qwen2.5-VL (weights, config, tokenizer, processor, chat
     template) to `path` with `save_pretrained`, offline, and return the path.
 
     `max_pixels` caps the processor's image size so tests stay fast (224×224 → 64 image
-    tokens); the same seed always gives the same weights.
+    tokens); the same seed always gives the same weights. `shape="7b"` gives the real
+    Qwen2.5-VL-7B dimensions (text 3584 × 28 layers, vision 1280 × 32, 152,064-token
+    embedding; ~8.3 B random bf16 parameters, for GPU benchmarks) with the same tiny tokenizer.
     """
     import torch
     from transformers import (
@@ -117,33 +135,30 @@ def build_tiny_vlm(
         video_processor=Qwen2VLVideoProcessor(),
         chat_template=QWEN_VL_CHAT_TEMPLATE,
     )
-    head_dim = 64 // 4
+    dims = _SHAPES[shape]
+    head_dim = dims["hidden_size"] // dims["num_attention_heads"]
     config = Qwen2_5_VLConfig(
         text_config={
-            "vocab_size": len(tokenizer),
-            "hidden_size": 64,
-            "intermediate_size": 128,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 4,
-            "num_key_value_heads": 2,
-            "max_position_embeddings": 4096,
+            "vocab_size": max(len(tokenizer), dims["vocab_size"]),
+            "hidden_size": dims["hidden_size"],
+            "intermediate_size": dims["intermediate_size"],
+            "num_hidden_layers": dims["num_hidden_layers"],
+            "num_attention_heads": dims["num_attention_heads"],
+            "num_key_value_heads": dims["num_key_value_heads"],
+            "max_position_embeddings": 32768 if shape == "7b" else 4096,
             # mrope_section splits head_dim/2 rotary pairs over (time, height, width).
-            "rope_parameters": {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [2, 3, 3]},
+            "rope_parameters": {"rope_type": "default", "rope_theta": 1e6, "mrope_section": dims["mrope_section"]},
             "bos_token_id": token_id("<|endoftext|>"),
             "eos_token_id": token_id("<|im_end|>"),
             "pad_token_id": token_id("<|endoftext|>"),
         },
         vision_config={
-            "depth": 2,
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_heads": 2,
-            "out_hidden_size": 64,
+            **dims["vision"],
+            "out_hidden_size": dims["hidden_size"],
             "patch_size": 14,
             "spatial_merge_size": 2,
             "temporal_patch_size": 2,
             "window_size": 112,
-            "fullatt_block_indexes": [1],
         },
         image_token_id=token_id("<|image_pad|>"),
         video_token_id=token_id("<|video_pad|>"),
@@ -152,14 +167,22 @@ def build_tiny_vlm(
     )
     assert sum(config.text_config.rope_parameters["mrope_section"]) == head_dim // 2
     torch.manual_seed(seed)
-    model = Qwen2_5_VLForConditionalGeneration(config).eval()
-    # The default init (std 0.02) makes every input give near-uniform logits and the
-    # same repeated token; wider weights make outputs depend on the image and prompt,
-    # so a test comparing outputs (batched vs unbatched) can actually fail.
-    with torch.no_grad():
-        for param in model.parameters():
-            if param.dim() >= 2:
-                param.normal_(0.0, 0.2)
+    if shape == "7b":  # bf16 from the start: 17 GB, not 33 GB of float32
+        default = torch.get_default_dtype()
+        torch.set_default_dtype(torch.bfloat16)
+        try:
+            model = Qwen2_5_VLForConditionalGeneration(config).eval()
+        finally:
+            torch.set_default_dtype(default)
+    else:
+        model = Qwen2_5_VLForConditionalGeneration(config).eval()
+        # The default init (std 0.02) makes every input give near-uniform logits and the
+        # same repeated token; wider weights make outputs depend on the image and prompt,
+        # so a test comparing outputs (batched vs unbatched) can actually fail.
+        with torch.no_grad():
+            for param in model.parameters():
+                if param.dim() >= 2:
+                    param.normal_(0.0, 0.2)
     # Greedy by default, and generation stops at <|im_end|> like the real checkpoints.
     model.generation_config = GenerationConfig(
         bos_token_id=config.text_config.bos_token_id,
