@@ -12,7 +12,7 @@ max tokens), a word (low, medium, high, …) asks for adaptive thinking at that 
 Thinking tokens are billed as output and recorded as reasoning tokens. The Messages API
 takes no temperature or seed (the SDK has neither): the task's greedy setting cannot be
 sent, so runs of Claude are not bit-reproducible; `info()` says so. Retries,
-timeouts, images, cache and cost: greval/api.py.
+timeouts, images, cache and cost: adapters/_api.py.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import anthropic
+from greval.adapters._api import DEFAULT_REQUEST_TIMEOUT_S, ApiAdapter, Completion, PreparedImage, http_pool
 
 from greval.adapter import register
-from greval.api import DEFAULT_REQUEST_TIMEOUT_S, ApiAdapter, Completion, PreparedImage, http_pool
 from greval.types import Request, Usage
 
 _STOP_REASONS = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length"}

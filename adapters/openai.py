@@ -11,7 +11,7 @@ details; `--detail low` sends 512 px thumbnails). Images are capped at 2048 px o
 side by default: OpenAI scales anything larger down to that anyway, so sending more only
 costs upload time. Reasoning models (o-series, gpt-5) get `max_completion_tokens` and
 `--reasoning-effort`, and no temperature (they reject it); their reasoning tokens are
-recorded. Retries, timeouts, images, cache and cost: greval/api.py.
+recorded. Retries, timeouts, images, cache and cost: adapters/_api.py.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import openai
+from greval.adapters._api import DEFAULT_REQUEST_TIMEOUT_S, ApiAdapter, ApiOptions, Completion, PreparedImage, http_pool
 
 from greval.adapter import AdapterError, option, register
-from greval.api import DEFAULT_REQUEST_TIMEOUT_S, ApiAdapter, ApiOptions, Completion, PreparedImage, http_pool
 from greval.types import Request, Usage
 
 # o1/o3/o4-…, gpt-5 and later (not the "-chat" models): no temperature / top_p.

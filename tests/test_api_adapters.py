@@ -12,10 +12,10 @@ import logging
 
 import pytest
 from _fake_api import FakeAPI, make_requests
+from greval.adapters._images import ImageSettings, prepare_image
 from PIL import Image
 
 from greval.adapter import AdapterError, AdapterUnavailable, get_adapter_class
-from greval.api import ImageSettings, prepare_image
 from greval.pricing import PriceTable
 from greval.types import GenerationConfig, Request, Sample
 
@@ -159,7 +159,7 @@ def test_key_is_sent_but_never_written(api, tmp_path, monkeypatch):
     monkeypatch.setenv("MY_TEAM_KEY", secret)
     adapter = make_adapter("openai", api, tmp_path, api_key_env="MY_TEAM_KEY")
     requests = make_requests(tmp_path / "imgs", 2)
-    # A 401 before any success stops the run (greval/api.py's breaker): answer one first.
+    # A 401 before any success stops the run (adapters/_api.py's breaker): answer one first.
     first = run(adapter, requests[1:])
     api.script("s000", "401")
     responses = run(adapter, requests[:1]) + first

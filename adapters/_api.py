@@ -32,20 +32,18 @@ next run; it is never scored and never dropped.
 from __future__ import annotations
 
 import asyncio
-import base64
-import email.utils
 import hashlib
-import io
 import logging
-import math
 import os
 import random
 import statistics
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
+from greval.adapters._faults import RETRY_AFTER_CAP_S, Budget, Fault, RateGate, classify, retryable, unreachable
+from greval.adapters._images import ImageSettings, PreparedImage, prepare_image
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from greval.adapter import Adapter, AdapterError, AdapterUnavailable, option
@@ -63,225 +61,9 @@ DEFAULT_CONCURRENCY = 16
 DEFAULT_REQUEST_TIMEOUT_S = 180.0  # reasoning models can think for minutes
 DEFAULT_MAX_ATTEMPTS = 6  # 1 + 5 retries; with backoff up to 60 s, ~2-3 minutes of outage survived
 DEFAULT_JPEG_QUALITY = 90
-RETRY_AFTER_CAP_S = 120.0  # a Retry-After longer than this (a daily quota) is not waited out per request
+
 
 # Formats both APIs accept as they are; anything else is re-encoded as JPEG.
-_MEDIA_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif"}
-_EXIF_ORIENTATION = 0x0112
-_EXIF_GPS_IFD = 0x8825
-
-
-# -- images ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ImageSettings:
-    max_side: int | None
-    max_pixels: int | None
-    jpeg_quality: int
-    max_bytes: int  # the provider's per-image limit (decoded bytes)
-
-    def key(self) -> dict[str, Any]:
-        return {"max_side": self.max_side, "max_pixels": self.max_pixels, "jpeg_quality": self.jpeg_quality}
-
-
-@dataclass
-class PreparedImage:
-    data: bytes
-    media_type: str
-    size: tuple[int, int]  # (width, height) as sent
-    original_size: tuple[int, int]
-    reencoded: str | None  # why it was re-encoded, None when sent byte for byte
-
-    def b64(self) -> str:
-        return base64.b64encode(self.data).decode("ascii")
-
-
-def prepare_image(raw: bytes, settings: ImageSettings) -> PreparedImage:
-    """The image as it will be sent: the original bytes whenever possible.
-
-    Re-encoded (JPEG at `settings.jpeg_quality`) only when it must be: larger than
-    `max_side` / `max_pixels` (then resized, aspect kept), a format the APIs do not take,
-    EXIF GPS tags (they would leak the answer) or an EXIF rotation (the model should see
-    the photo upright, as a person would), or over the provider's size limit.
-    """
-    from PIL import Image, ImageOps
-
-    with Image.open(io.BytesIO(raw)) as img:
-        width, height = img.size
-        exif = img.getexif()
-        scale = 1.0
-        if settings.max_side and max(width, height) > settings.max_side:
-            scale = settings.max_side / max(width, height)
-        if settings.max_pixels and width * height * scale * scale > settings.max_pixels:
-            scale = min(scale, math.sqrt(settings.max_pixels / (width * height)))
-        if scale < 1.0:
-            reason = "resized"
-        elif img.format not in _MEDIA_TYPES:
-            reason = f"format {img.format}"
-        elif _EXIF_GPS_IFD in exif:
-            reason = "exif_gps"
-        elif exif.get(_EXIF_ORIENTATION, 1) != 1:
-            reason = "exif_orientation"
-        elif len(raw) > settings.max_bytes:
-            reason = "too_large"
-        else:
-            return PreparedImage(raw, _MEDIA_TYPES[img.format], (width, height), (width, height), None)
-        upright = ImageOps.exif_transpose(img)
-        rgb = upright.convert("RGB")
-    if scale < 1.0:
-        new_size = (max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale)))
-        rgb = rgb.resize(new_size, Image.Resampling.LANCZOS)
-    quality = settings.jpeg_quality
-    while True:
-        out = io.BytesIO()
-        rgb.save(out, format="JPEG", quality=quality)  # no exif= argument: metadata is dropped
-        data = out.getvalue()
-        if len(data) <= settings.max_bytes or quality <= 40:
-            break
-        quality -= 10
-    return PreparedImage(data, "image/jpeg", rgb.size, (width, height), reason)
-
-
-# -- faults and retries ------------------------------------------------------------------
-
-
-class Fault(Exception):
-    """One failed attempt, classified. `retryable` decides whether tenacity tries again."""
-
-    def __init__(
-        self, cause: str, message: str, *, retryable: bool = True, retry_after: float | None = None, billed: Any = None
-    ) -> None:
-        super().__init__(message)
-        self.cause = cause
-        self.retryable = retryable
-        self.retry_after = retry_after
-        self.billed = billed  # the Completion of an empty answer (it was paid for)
-
-
-def parse_retry_after(headers: Any) -> float | None:
-    """Seconds to wait from `retry-after-ms`, `retry-after` (seconds or an HTTP date)."""
-    if headers is None:
-        return None
-    value = headers.get("retry-after-ms")
-    if value:
-        try:
-            return max(0.0, float(value) / 1000)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - time.time())
-
-
-def classify(exc: BaseException, sdk: Any) -> Fault:
-    """Map an SDK / transport exception onto a cause; decide if another attempt may help."""
-    if isinstance(exc, Fault):
-        return exc
-    if isinstance(exc, (asyncio.TimeoutError, sdk.APITimeoutError)):
-        return Fault("timeout", "no complete answer within --request-timeout")
-    if isinstance(exc, sdk.APIStatusError):
-        status = exc.status_code
-        retry_after = parse_retry_after(getattr(exc.response, "headers", None))
-        message = f"HTTP {status}: {exc.message}"
-        if status == 429:
-            return Fault("rate_limit", message, retry_after=retry_after)
-        if status in (503, 529):
-            return Fault("overloaded", message, retry_after=retry_after)
-        if status >= 500:
-            return Fault("server_error", message, retry_after=retry_after)
-        if status in (408, 409):
-            return Fault("server_error", message, retry_after=retry_after)
-        if status in (401, 403):
-            return Fault("auth", message, retryable=False)
-        return Fault("bad_request", message, retryable=False)
-    if isinstance(exc, sdk.APIConnectionError):
-        return Fault("connection", f"connection failed: {exc}")
-    if isinstance(exc, (ValueError, sdk.APIResponseValidationError)):
-        # json.JSONDecodeError and pydantic errors are ValueErrors: a garbled reply body.
-        return Fault("malformed", f"malformed response: {type(exc).__name__}: {exc}")
-    return Fault("unexpected", f"{type(exc).__name__}: {exc}", retryable=False)
-
-
-def _unreachable(exc: BaseException, sdk: Any) -> bool:
-    """A fault that says the endpoint itself is wrong, not this request: no connection (refused,
-    DNS, TLS), or 401 / 403 / 404 from the server. Timeouts, resets, 429 and 5xx are transient."""
-    if isinstance(exc, sdk.APIStatusError):
-        return exc.status_code in (401, 403, 404)
-    # The transport's ConnectError (httpx, or the httpx2 newer SDKs use): refused, DNS or TLS
-    # failure before any byte was exchanged. A reset or a cut stream after connecting
-    # (ReadError, RemoteProtocolError) is transient.
-    cause = type(exc.__cause__).__mro__ if exc.__cause__ is not None else ()
-    return isinstance(exc, sdk.APIConnectionError) and any(c.__name__ == "ConnectError" for c in cause)
-
-
-def _retryable(exc: BaseException) -> bool:
-    return isinstance(exc, Fault) and exc.retryable
-
-
-class RateGate:
-    """After a 429 with Retry-After, no new attempt starts before the server asked."""
-
-    def __init__(self) -> None:
-        self.resume_at = 0.0
-
-    def pause(self, seconds: float) -> None:
-        self.resume_at = max(self.resume_at, time.monotonic() + min(seconds, RETRY_AFTER_CAP_S))
-
-    async def wait(self) -> None:
-        while (delay := self.resume_at - time.monotonic()) > 0:
-            await asyncio.sleep(delay)
-
-
-# -- budget ------------------------------------------------------------------------------
-
-
-class Budget:
-    """`--max-cost`: reserve a request's worst-case cost before sending it.
-
-    A request is sent only if spent + reserved + its estimate stays within the limit.
-    When it would not, it waits for in-flight requests to settle (their real cost is
-    usually far below the reservation); if it still would not fit with nothing in
-    flight, sending stops for the rest of the run and every later request is returned
-    unsent. Requests in flight always finish and are recorded.
-    """
-
-    def __init__(self, limit_usd: float) -> None:
-        self.limit = limit_usd
-        self.spent = 0.0
-        self.reserved = 0.0
-        self.stopped = False
-        self._cond = asyncio.Condition()
-
-    async def reserve(self, estimate: float) -> bool:
-        async with self._cond:
-            while True:
-                if self.stopped:
-                    return False
-                if self.spent + self.reserved + estimate <= self.limit:
-                    self.reserved += estimate
-                    return True
-                if self.reserved <= 1e-12:
-                    self.stopped = True
-                    return False
-                await self._cond.wait()
-
-    async def settle(self, estimate: float, actual: float) -> None:
-        async with self._cond:
-            self.reserved = max(0.0, self.reserved - estimate)
-            self.spent += actual
-            self._cond.notify_all()
-
-
 def http_pool(sdk: Any, concurrency: int) -> Any:
     """One keep-alive connection pool for the whole run, sized for the concurrency, built
     with the SDK's own default client class (so its timeouts and redirects stay)."""
@@ -323,13 +105,33 @@ class _LoopState:
         self.slots = asyncio.Semaphore(adapter.concurrency)
         self.gate = RateGate()
         self.budget = Budget(adapter.max_cost) if adapter.max_cost is not None else None
-        if self.budget is not None and adapter._stats["cost_usd"]:
-            self.budget.spent = adapter._stats["cost_usd"]  # a second asyncio.run of the same adapter
+        if self.budget is not None and adapter._stats.cost_usd:
+            self.budget.spent = adapter._stats.cost_usd  # a second asyncio.run of the same adapter
 
 
 def _int_option(options: dict[str, Any], name: str, default: int | None) -> int | None:
     value = options.get(name)
     return default if value is None else int(value)
+
+
+@dataclass
+class ApiStats:
+    """What an API adapter did in this run (run.json's adapter_summary)."""
+
+    requests: int = 0
+    sent: int = 0
+    attempts: int = 0
+    cached_hits: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost_usd: float = 0.0
+    cost_unknown_requests: int = 0
+    cached_original_cost_usd: float = 0.0
+    errors: int = 0
+    empty: int = 0
+    truncated: int = 0
+    not_sent_max_cost: int = 0
 
 
 @dataclass
@@ -412,22 +214,7 @@ class ApiAdapter(Adapter):
             )
         self.cache: ResponseCache | None = None if options.get("no_cache") else ResponseCache(options.get("cache_dir"))
         self._state_: _LoopState | None = None
-        self._stats: dict[str, Any] = {
-            "requests": 0,
-            "sent": 0,
-            "attempts": 0,
-            "cached_hits": 0,
-            "input_tokens": 0,
-            "output_tokens": 0,
-            "reasoning_tokens": 0,
-            "cost_usd": 0.0,
-            "cost_unknown_requests": 0,
-            "cached_original_cost_usd": 0.0,
-            "errors": 0,
-            "empty": 0,
-            "truncated": 0,
-            "not_sent_max_cost": 0,
-        }
+        self._stats = ApiStats()
         self._retries: Counter[str] = Counter()
         self._errors: Counter[str] = Counter()
         self._latencies: list[float] = []
@@ -506,7 +293,7 @@ class ApiAdapter(Adapter):
 
     def run_summary(self) -> dict[str, Any]:
         """Totals for run.json and the end-of-run summary. Costs are what this run paid."""
-        s = dict(self._stats)
+        s = asdict(self._stats)
         budget = self._state_.budget if self._state_ else None
         lat = sorted(self._latencies)
         s.update(
@@ -577,7 +364,7 @@ class ApiAdapter(Adapter):
     async def _one(self, request: Request) -> Response:
         state = self._state()
         stats = self._stats
-        stats["requests"] += 1
+        stats.requests += 1
         gen = self.generation(request)
         async with state.slots:
             started = time.perf_counter()
@@ -587,8 +374,8 @@ class ApiAdapter(Adapter):
                 return Response(data_problem=image_problem(request.sample, exc), attempts=0)
             if prepared.cached is not None:
                 hit = prepared.cached
-                stats["cached_hits"] += 1
-                stats["cached_original_cost_usd"] += hit.cost_usd or 0.0
+                stats.cached_hits += 1
+                stats.cached_original_cost_usd += hit.cost_usd or 0.0
                 return Response(
                     text=hit.text,
                     finish_reason=hit.finish_reason,
@@ -613,14 +400,14 @@ class ApiAdapter(Adapter):
             if state.budget is not None:
                 estimate = self._estimate_cost(request, image, gen)
                 if not await state.budget.reserve(estimate):
-                    if not stats["not_sent_max_cost"]:
+                    if not stats.not_sent_max_cost:
                         log.warning(
                             "--max-cost $%.2f reached (spent $%.4f): no new requests are sent; "
                             "unsent samples are recorded as errors and sent by a re-run with a larger budget",
                             self.max_cost,
                             state.budget.spent,
                         )
-                    stats["not_sent_max_cost"] += 1
+                    stats.not_sent_max_cost += 1
                     return Response(
                         error=f"not sent: --max-cost budget of ${self.max_cost:.2f} reached "
                         f"(spent ${state.budget.spent:.4f}); re-run with a larger --max-cost to send it",
@@ -630,7 +417,7 @@ class ApiAdapter(Adapter):
             paid = Usage()
             paid_cost: float | None = 0.0
             try:
-                stats["sent"] += 1
+                stats.sent += 1
                 response, answer = await self._send(state, request, image, gen, meta)
                 paid = response.usage
                 paid_cost = response.cost_usd
@@ -639,13 +426,13 @@ class ApiAdapter(Adapter):
                     await state.budget.settle(estimate, paid_cost if paid_cost is not None else estimate)
             response.latency_s = time.perf_counter() - started
         self._latencies.append(response.latency_s)
-        stats["input_tokens"] += paid.input_tokens
-        stats["output_tokens"] += paid.output_tokens
-        stats["reasoning_tokens"] += paid.reasoning_tokens
+        stats.input_tokens += paid.input_tokens
+        stats.output_tokens += paid.output_tokens
+        stats.reasoning_tokens += paid.reasoning_tokens
         if paid_cost is None:
-            stats["cost_unknown_requests"] += 1
+            stats.cost_unknown_requests += 1
         else:
-            stats["cost_usd"] += paid_cost
+            stats.cost_usd += paid_cost
         if answer is not None and prepared.key is not None and self.cache is not None:
             # Only a real answer reaches here (errors and empty text return answer=None).
             await asyncio.to_thread(
@@ -696,7 +483,7 @@ class ApiAdapter(Adapter):
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.max_attempts),
             wait=self._wait,
-            retry=retry_if_exception(_retryable),
+            retry=retry_if_exception(retryable),
             reraise=True,
         )
         completion: Completion | None = None
@@ -705,14 +492,14 @@ class ApiAdapter(Adapter):
                 with attempt:
                     await state.gate.wait()
                     attempts += 1
-                    self._stats["attempts"] += 1
+                    self._stats.attempts += 1
                     try:
                         completion = await asyncio.wait_for(
                             self._call(state.client, request, image, gen), self.request_timeout
                         )
                     except Exception as exc:
-                        fault = classify(exc, self.sdk)
-                        if not self._reached and _unreachable(exc, self.sdk):
+                        fault = self.classify(exc)
+                        if not self._reached and unreachable(exc, self.sdk):
                             raise AdapterUnavailable(self._unreachable_message(state, fault, exc)) from exc
                         self._reached = self._reached or isinstance(exc, self.sdk.APIStatusError)
                         faults.append(fault.cause)
@@ -730,7 +517,7 @@ class ApiAdapter(Adapter):
             if fault.cause == "empty":
                 # Bounded retries spent: an answer that is empty, recorded as such.
                 self._retries.update(faults[:-1])
-                self._stats["empty"] += 1
+                self._stats.empty += 1
                 last = fault.billed
                 return Response(
                     text="",
@@ -742,7 +529,7 @@ class ApiAdapter(Adapter):
                 ), None
             self._retries.update(faults[:-1])
             self._errors[fault.cause] += 1
-            self._stats["errors"] += 1
+            self._stats.errors += 1
             return Response(
                 error=f"{fault.cause}: {self._redact(str(fault))} (after {attempts} attempt{'s' if attempts != 1 else ''})",
                 usage=paid,
@@ -753,7 +540,7 @@ class ApiAdapter(Adapter):
         assert completion is not None
         self._retries.update(faults)
         if completion.finish_reason == "length":
-            self._stats["truncated"] += 1
+            self._stats.truncated += 1
         return Response(
             text=completion.text,
             finish_reason=completion.finish_reason,
@@ -762,6 +549,10 @@ class ApiAdapter(Adapter):
             attempts=attempts,
             meta={**meta, **completion.meta, **({"retries": faults} if faults else {})},
         ), completion
+
+    def classify(self, exc: BaseException) -> Fault:
+        """The retry policy's reading of one failed attempt; a provider may refine it."""
+        return classify(exc, self.sdk)
 
     def _unreachable_message(self, state: _LoopState, fault: Fault, exc: BaseException) -> str:
         url = self.base_url or str(getattr(state.client, "base_url", "") or self.provider_url)
