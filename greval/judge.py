@@ -47,7 +47,7 @@ import click
 
 from greval.errors import GrevalError
 
-COT_FILE = "cot.jsonl"
+COT_FILE = "cot.jsonl"  # = greval.records.COT
 JUDGE_TEMPLATE = "cot_judge"
 JUDGE_VERSION = "cot-judge-v1"  # bump when the prompt or the scoring rule changes
 DEFAULT_JUDGE_MAX_TOKENS = 4096  # a thinking judge (Qwen3) needs room before its JSON
@@ -163,41 +163,23 @@ def chain_scores(counts: dict[str, int]) -> tuple[float, float, float]:
 
 
 def iter_cot(run_dir: Path):
-    """Every whole line of RUN_DIR/cot.jsonl, in the order written."""
-    import json
+    """Every whole line of RUN_DIR/cot.jsonl, in the order written (greval/records.py)."""
+    from greval.records import iter_jsonl
 
-    path = Path(run_dir) / COT_FILE
-    if not path.exists():
-        return
-    with path.open(encoding="utf-8") as f:
-        for line in f:
-            if not line.endswith("\n"):
-                break  # torn by a crash: that sample is judged again
-            try:
-                yield json.loads(line)
-            except json.JSONDecodeError:
-                continue
+    return iter_jsonl(Path(run_dir) / COT_FILE)
 
 
 def read_cot(run_dir: Path) -> list[dict]:
     """The current record per (task, sample_id) of RUN_DIR/cot.jsonl (the last one wins)."""
-    latest = {(rec["task"], rec["sample_id"]): rec for rec in iter_cot(run_dir)}
-    return list(latest.values())
+    from greval.records import RunFolder
+
+    return RunFolder(run_dir).cot()
 
 
 def _append(path: Path, records: list[dict]) -> None:
-    import json
-    import os
+    from greval.records import append_jsonl
 
-    if path.exists() and path.stat().st_size:
-        with path.open("rb") as f:
-            f.seek(-1, os.SEEK_END)
-            torn = f.read(1) != b"\n"
-    else:
-        torn = False
-    with path.open("a", encoding="utf-8") as f:
-        f.write(("\n" if torn else "") + "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
-        f.flush()
+    append_jsonl(path, records)
 
 
 # ------------------------------------------------------------------------- metrics

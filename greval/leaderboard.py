@@ -24,7 +24,7 @@ import re
 import shutil
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path, PurePosixPath
@@ -41,7 +41,7 @@ from greval.constants import GRANULARITY_LIST
 from greval.cost import PARTIAL, UNKNOWN, cost_summary
 from greval.cost import describe as describe_cost
 from greval.records import ERROR as STATUS_ERROR
-from greval.records import METRICS, OK, RUN_INFO, read_json, read_predictions, write_json_atomic
+from greval.records import METRICS, OK, RUN_INFO, RunFolder, read_json, write_json_atomic
 from greval.report import prompt_label
 
 log = logging.getLogger(__name__)
@@ -94,12 +94,27 @@ COLUMNS: tuple[Column, ...] = (
 
 @dataclass
 class RunData:
-    run_dir: Path
+    """A run folder (greval/records.py's RunFolder reads its files) with its page's slug."""
+
+    folder: RunFolder
     slug: str
-    info: dict[str, Any]
-    tasks: dict[str, dict[str, Any]]  # metrics.json "tasks"
-    records: list[dict[str, Any]] = field(default_factory=list)
     data_root: Path | None = None
+
+    @property
+    def run_dir(self) -> Path:
+        return self.folder.path
+
+    @property
+    def info(self):
+        return self.folder.info
+
+    @property
+    def tasks(self) -> dict[str, dict[str, Any]]:
+        return self.folder.metrics["tasks"]
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        return self.folder.predictions()
 
     @property
     def model(self) -> str:
@@ -152,19 +167,11 @@ def load_run(run_dir: Path, slug: str, data_root: Path | None = None) -> RunData
         if not (run_dir / name).is_file():
             hint = " — run `greval report` on it first" if name == METRICS else ""
             raise FileNotFoundError(f"{run_dir}: missing {name}{hint}")
-    info = read_json(run_dir / RUN_INFO)
-    metrics = read_json(run_dir / METRICS)
-    tasks = metrics.get("tasks")
+    folder = RunFolder(run_dir)
+    tasks = folder.metrics.get("tasks")
     if not isinstance(tasks, dict) or not tasks:
         raise ValueError(f"{run_dir / METRICS}: no per-task metrics under 'tasks'")
-    return RunData(
-        run_dir=run_dir,
-        slug=slug,
-        info=info,
-        tasks=tasks,
-        records=read_predictions(run_dir),
-        data_root=_find_data_root(run_dir, info, data_root),
-    )
+    return RunData(folder=folder, slug=slug, data_root=_find_data_root(run_dir, folder.info, data_root))
 
 
 # ---------------------------------------------------------------------------------------

@@ -82,7 +82,7 @@ def _label(run: Run, task: str, runs: Sequence[Run]) -> str:
 def _errors(run: Run, runs: Sequence[Run]) -> list[_Errors]:
     """Per task of the run: its usable distances, sorted, and its scored count."""
     by_task: dict[str, list[dict[str, Any]]] = {}
-    for record in run.predictions:
+    for record in run.predictions():
         by_task.setdefault(record["task"], []).append(record)
     out = []
     for task in run.tasks or sorted(by_task):
@@ -315,7 +315,7 @@ def _map_samples(run: Run, max_pairs: int) -> tuple[np.ndarray, np.ndarray, np.n
     records = sorted(
         (
             r
-            for r in run.predictions
+            for r in run.predictions()
             if r.get("status") != ERROR and None not in (r.get("gt_lat"), r.get("gt_lon"))
         ),
         key=lambda r: (r["task"], r["sample_id"]),
@@ -427,7 +427,7 @@ def map_figure(run: Run, *, max_pairs: int = MAX_MAP_PAIRS, lines: bool = False)
     ax.set_yticks(range(-90, 91, 30))
     ax.tick_params(labelsize=7)
     ax.grid(linewidth=0.3, color="0.85", zorder=0)
-    n_scored = sum(1 for r in run.predictions if r.get("status") != ERROR)
+    n_scored = sum(1 for r in run.predictions() if r.get("status") != ERROR)
     shown = f"{len(truth):,} of {n_scored:,} answers" + (" (fixed random sample)" if len(truth) < n_scored else "")
     ax.set_title(
         f"{run.label}: each photo's true location, coloured by the error of the answer; {shown}"

@@ -20,6 +20,7 @@ from greval.constants import ERROR, OK, REFUSAL, TRUNCATED  # noqa: F401  (statu
 PREDICTIONS = "predictions.jsonl"
 METRICS = "metrics.json"
 RUN_INFO = "run.json"
+COT = "cot.jsonl"  # `greval judge`: one record per judged chain
 
 
 @dataclass
@@ -53,20 +54,52 @@ class Prediction:
         return json.dumps(vars(self), ensure_ascii=False, allow_nan=False)
 
 
+def end_torn_line(path: Path) -> None:
+    """A process killed mid-write may leave a last line without its newline: end it, so the
+    next record starts on a line of its own (the torn line is then skipped as unreadable)."""
+    if path.exists() and path.stat().st_size:
+        with path.open("rb") as f:
+            f.seek(-1, os.SEEK_END)
+            torn = f.read(1) != b"\n"
+        if torn:
+            with path.open("ab") as f:
+                f.write(b"\n")
+
+
+def append_jsonl(path: Path, records: list[dict[str, Any]]) -> None:
+    """Append records, one flushed write (a crash can tear only the last line)."""
+    end_torn_line(path)
+    with path.open("a", encoding="utf-8") as f:
+        f.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+        f.flush()
+
+
+def iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    """Every whole record of a JSONL file, in the order written: a torn last line (a crash)
+    ends the file, a torn line a resume has since ended is skipped; both are redone."""
+    path = Path(path)
+    if not path.exists():
+        return
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            if not line.endswith("\n"):
+                break
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError:
+                continue
+
+
 class PredictionWriter:
     """Appends records to predictions.jsonl, one flushed line each."""
 
     def __init__(self, run_dir: Path) -> None:
         run_dir.mkdir(parents=True, exist_ok=True)
         path = run_dir / PREDICTIONS
-        # A run killed mid-write may have left a torn last line: end it so ours start clean.
-        if path.exists() and path.stat().st_size:
-            with path.open("rb") as f:
-                f.seek(-1, os.SEEK_END)
-                torn = f.read(1) != b"\n"
-            if torn:
-                with path.open("ab") as f:
-                    f.write(b"\n")
+        end_torn_line(path)
         self._file = path.open("a", encoding="utf-8")
 
     def write(self, record: Prediction) -> None:
@@ -90,20 +123,8 @@ class PredictionWriter:
 
 
 def iter_raw(run_dir: Path) -> Iterator[dict[str, Any]]:
-    path = Path(run_dir) / PREDICTIONS
-    if not path.exists():
-        return
-    with path.open(encoding="utf-8") as f:
-        for line in f:
-            if not line.endswith("\n"):
-                break  # torn final line from a crash: the sample will be redone
-            line = line.strip()
-            if not line:
-                continue
-            try:
-                yield json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a torn line followed by a newline written on resume
+    """Every whole record of RUN_DIR/predictions.jsonl, in the order written."""
+    return iter_jsonl(Path(run_dir) / PREDICTIONS)
 
 
 def read_predictions(run_dir: Path, overrides: bool = True) -> list[dict[str, Any]]:
@@ -148,3 +169,94 @@ def write_json_atomic(path: Path, data: Any) -> None:
     tmp = Path(path).with_suffix(Path(path).suffix + ".tmp")
     tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
     os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------- the folder
+
+SCHEMA_VERSION = 1  # run.json's layout; written as "schema_version" (absent: 1, the first)
+
+
+@dataclass
+class RunInfo:
+    """run.json: provenance of a run. Read like the mapping it is stored as (`info.get(k)`),
+    with the fields every reader needs typed."""
+
+    data: dict[str, Any]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.data.get(key, default)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.data[key]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.data
+
+    def __bool__(self) -> bool:
+        return bool(self.data)
+
+    @property
+    def schema_version(self) -> int:
+        return int(self.data.get("schema_version", 1))
+
+    @property
+    def run_id(self) -> str | None:
+        return self.data.get("run_id")
+
+    @property
+    def model(self) -> str | None:
+        return self.data.get("model")
+
+    @property
+    def adapter(self) -> str | None:
+        return self.data.get("adapter")
+
+    @property
+    def kind(self) -> str | None:
+        return self.data.get("kind")
+
+
+class RunFolder:
+    """One run folder, the only code that knows its files: run.json (`.info`), metrics.json
+    (`.metrics`), predictions.jsonl (`.predictions()`, overrides applied) and cot.jsonl
+    (`.cot()`). Missing files read as empty; `greval.report.load_run` checks a folder."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._info: RunInfo | None = None
+        self._metrics: dict[str, Any] | None = None
+        self._predictions: list[dict[str, Any]] | None = None
+
+    @property
+    def info(self) -> RunInfo:
+        if self._info is None:
+            file = self.path / RUN_INFO
+            self._info = RunInfo(read_json(file) if file.is_file() else {})
+        return self._info
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        if self._metrics is None:
+            file = self.path / METRICS
+            self._metrics = read_json(file) if file.is_file() else {}
+        return self._metrics
+
+    def predictions(self) -> list[dict[str, Any]]:
+        """The current record per (task, sample_id), with `greval audit` overrides applied."""
+        if self._predictions is None:
+            self._predictions = read_predictions(self.path)
+        return self._predictions
+
+    def cot(self) -> list[dict[str, Any]]:
+        """cot.jsonl's current record per (task, sample_id) (`greval judge`)."""
+        latest = {(r["task"], r["sample_id"]): r for r in iter_jsonl(self.path / COT)}
+        return list(latest.values())
+
+    @property
+    def tasks(self) -> list[str]:
+        return list((self.metrics.get("tasks") or {}).keys())
+
+    @property
+    def label(self) -> str:
+        """The model name a reader knows the run by: run.json's model, else adapter, else folder."""
+        return str(self.info.get("model") or self.info.get("adapter") or self.path.name)

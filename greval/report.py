@@ -16,7 +16,6 @@ import json
 import re
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +23,7 @@ from greval.audit import EXTRACTION_FLAGS
 from greval.constants import GRANULARITY_LIST
 from greval.cost import describe as describe_cost
 from greval.errors import GrevalError
-from greval.records import ERROR, METRICS, PREDICTIONS, RUN_INFO, read_json, read_predictions
+from greval.records import ERROR, METRICS, PREDICTIONS, RUN_INFO, RunFolder
 
 if TYPE_CHECKING:  # pandas is imported where a table is built, so `import greval.report` stays cheap
     import pandas as pd
@@ -58,56 +57,27 @@ class ReportError(GrevalError):
     """A run folder or table that cannot be reported, with the reason in words."""
 
 
-@dataclass
-class Run:
-    """One run folder: its run.json, its metrics.json, and (read on first use) its records."""
-
-    path: Path
-    info: dict[str, Any]
-    metrics: dict[str, Any]
-    _predictions: list[dict[str, Any]] | None = field(default=None, repr=False, compare=False)
-
-    @property
-    def label(self) -> str:
-        """The model name a reader knows the run by: run.json's model, else adapter, else folder."""
-        return str(self.info.get("model") or self.info.get("adapter") or self.path.name)
-
-    @property
-    def tasks(self) -> list[str]:
-        return list((self.metrics.get("tasks") or {}).keys())
-
-    @property
-    def predictions(self) -> list[dict[str, Any]]:
-        if self._predictions is None:
-            self._predictions = read_predictions(self.path)
-        return self._predictions
+Run = RunFolder  # the report's name for a run folder (greval/records.py owns the files)
 
 
-def load_run(run_dir: str | Path | Run) -> Run:
-    """Read a run folder's run.json and metrics.json (predictions wait until asked for)."""
-    if isinstance(run_dir, Run):
+def load_run(run_dir: str | Path | RunFolder) -> RunFolder:
+    """A run folder checked for what reports need: metrics.json with per-task metrics."""
+    if isinstance(run_dir, RunFolder):
         return run_dir
-    path = Path(run_dir)
-    if not path.is_dir():
-        raise ReportError(f"{path} is not a greval run folder: no such folder")
-    metrics_path = path / METRICS
+    run = RunFolder(run_dir)
+    if not run.path.is_dir():
+        raise ReportError(f"{run.path} is not a greval run folder: no such folder")
+    metrics_path = run.path / METRICS
     if not metrics_path.is_file():
-        hint = " (it has predictions: score it first)" if (path / PREDICTIONS).is_file() else ""
-        raise ReportError(f"{path} is not a greval run folder: no {METRICS}{hint}")
+        hint = " (it has predictions: score it first)" if (run.path / PREDICTIONS).is_file() else ""
+        raise ReportError(f"{run.path} is not a greval run folder: no {METRICS}{hint}")
     try:
-        metrics = read_json(metrics_path)
+        metrics, _ = run.metrics, run.info
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ReportError(f"{metrics_path} is not valid JSON: {exc}") from exc
+        raise ReportError(f"{run.path}: not valid JSON: {exc}") from exc
     if not isinstance(metrics, dict) or not isinstance(metrics.get("tasks"), dict):
         raise ReportError(f"{metrics_path} has no 'tasks' object: not a greval metrics file")
-    info: dict[str, Any] = {}
-    info_path = path / RUN_INFO
-    if info_path.is_file():
-        try:
-            info = read_json(info_path)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ReportError(f"{info_path} is not valid JSON: {exc}") from exc
-    return Run(path=path, info=info, metrics=metrics)
+    return run
 
 
 # --- tables -------------------------------------------------------------------------
@@ -469,7 +439,7 @@ def _error_causes(run: Run, task: str, shown: int = 3) -> list[str]:
     if not (run.path / PREDICTIONS).is_file():
         return []
     causes: Counter[str] = Counter()
-    for record in run.predictions:
+    for record in run.predictions():
         if record.get("task") == task and record.get("status") == ERROR:
             # The sample id makes every message unique: count the message around it.
             text = " ".join(str(record.get("error") or "no error message").split())

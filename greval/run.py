@@ -38,6 +38,7 @@ from greval.records import (
     ERROR,
     METRICS,
     RUN_INFO,
+    SCHEMA_VERSION,
     TRUNCATED,
     Prediction,
     PredictionWriter,
@@ -456,6 +457,7 @@ async def _run(opts: RunOptions) -> RunResult:
         now = datetime.now(timezone.utc).isoformat(timespec="seconds")
         previous = read_json(run_dir / RUN_INFO) if (run_dir / RUN_INFO).exists() else {}
         info: dict[str, Any] = {
+            "schema_version": SCHEMA_VERSION,
             "run_id": run_dir.name,
             "adapter": opts.adapter,
             "model": opts.model,

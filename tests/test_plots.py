@@ -132,7 +132,7 @@ def test_map_colours_points_by_error_band_and_draws_lines_only_on_request(tmp_pa
     from matplotlib.collections import LineCollection
 
     run = load_run(_run(tmp_path / "r", n=300))
-    records = [r for r in run.predictions if r["status"] != "error"]
+    records = [r for r in run.predictions() if r["status"] != "error"]
     ax = plots.map_figure(run).axes[0]
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     expected = []
