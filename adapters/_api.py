@@ -250,7 +250,7 @@ class ApiAdapter(Adapter):
             "max_tokens": self.max_new_tokens if self.max_new_tokens is not None else g.max_tokens,
             "temperature": self.temperature if self.temperature is not None else g.temperature,
             "top_p": g.top_p,
-            "seed": self.seed,
+            "seed": request.seed if request.seed is not None else self.seed,
             "reasoning_effort": self.reasoning_effort,
         }
 

@@ -263,6 +263,7 @@ def judge_run(
     """Judge every answered sample of `run_dir` not judged yet; returns run.json's "cot_judge"."""
     import asyncio
     from collections import Counter
+    from dataclasses import replace
     from datetime import datetime, timezone
 
     from greval.adapter import get_adapter_class
@@ -345,13 +346,13 @@ def judge_run(
         from tqdm.auto import tqdm
 
         with tqdm(total=n_todo, unit="request", desc="greval judge", disable=not progress) as bar:
-            for seed, work in sorted(todo.items()):
-                adapter = cls(model=judge_model, **{**options, "seed": seed})
-                try:
-                    asyncio.run(_judge_all(adapter, work, seed, judge_model, path, counts, bar))
-                    summaries.append(adapter.run_summary())
-                finally:
-                    adapter.close()
+            adapter = cls(model=judge_model, **{**options, "seed": 0})
+            try:
+                work = [(base, replace(request, seed=seed)) for seed, items in sorted(todo.items()) for base, request in items]
+                asyncio.run(_judge_all(adapter, work, judge_model, path, counts, bar))
+                summaries.append(adapter.run_summary())
+            finally:
+                adapter.close()
 
     current = read_cot(run_dir)
     metrics = read_json(run_dir / METRICS)
@@ -385,31 +386,34 @@ def judge_run(
     return record
 
 
-async def _judge_all(adapter, work, seed: int, judge_model: str, path: Path, counts, bar) -> None:
-    """Send `work`, writing records the moment each answer arrives. Identical prompts (a
-    sample in both `urban` and `all` with the same output) are sent once and shared."""
-    import asyncio
+async def _judge_all(adapter, work, judge_model: str, path: Path, counts, bar) -> None:
+    """Send `work` through the run engine, writing records the moment each answer arrives.
+    Identical prompts (a sample in both `urban` and `all` with the same output, asked with
+    the same seed) are sent once and shared."""
+    from greval.engine import Job, dispatch
 
-    groups: dict[str, list[dict]] = {}
-    requests = {}
+    jobs: dict[tuple, Job] = {}
     for base, request in work:
-        groups.setdefault(request.prompt_hash, []).append(base)
-        requests[request.prompt_hash] = request
+        key = (request.prompt_hash, request.seed)
+        if key in jobs:
+            jobs[key].targets.append(base)
+        else:
+            jobs[key] = Job(request, [base])
 
-    async def one(key: str) -> tuple[str, object]:
-        return key, (await adapter.agenerate([requests[key]]))[0]
+    def on_done(batch: list[Job], responses: list) -> None:
+        for job, response in zip(batch, responses, strict=True):
+            seed = job.request.seed or 0
+            records = [_judge_record(b, response, seed=seed, judge_model=judge_model, adapter=adapter) for b in job.targets]
+            for record in records[1:]:  # one answer paid once
+                record["cost_usd"] = 0.0 if record["cost_usd"] is not None else None
+                record["shared_answer_of_task"] = records[0]["task"]
+            for record in records:
+                counts[record["status"]] += 1
+                counts["cached"] += bool(response.cached)
+            _append(path, records)
+            bar.update(len(records) - 1)  # dispatch counts the request itself
 
-    for next_done in asyncio.as_completed([asyncio.ensure_future(one(key)) for key in groups]):
-        key, response = await next_done
-        records = [_judge_record(b, response, seed=seed, judge_model=judge_model, adapter=adapter) for b in groups[key]]
-        for record in records[1:]:  # one answer paid once
-            record["cost_usd"] = 0.0 if record["cost_usd"] is not None else None
-            record["shared_answer_of_task"] = records[0]["task"]
-        for record in records:
-            counts[record["status"]] += 1
-            counts["cached"] += bool(response.cached)
-        _append(path, records)
-        bar.update(len(records))
+    await dispatch(adapter, list(jobs.values()), on_done, bar)
 
 
 def _judge_record(base: dict, response, *, seed: int, judge_model: str, adapter) -> dict:

@@ -25,12 +25,12 @@ from greval import __version__
 from greval.adapter import (
     Adapter,
     AdapterError,
-    AdapterUnavailable,
     answer_option_names,
     check_options,
     get_adapter_class,
     missing_extra,
 )
+from greval.engine import Job, batched_for, dispatch
 from greval.errors import GrevalError
 from greval.prompts import render
 from greval.provenance import ANSWER_OPTIONS, SCORING_LIBRARIES, check_resumable, git_commit, library_versions
@@ -85,14 +85,6 @@ class RunResult:
     run_dir: Path
     metrics: dict[str, Any]
     info: dict[str, Any]
-
-
-@dataclass
-class _Job:
-    """One request to send, and every (task, sample) that shares its answer."""
-
-    request: Request
-    targets: list[tuple[str, Sample]]
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -184,8 +176,8 @@ def _plan(
     adapter: Adapter,
     opts: RunOptions,
     done: set[tuple[str, str]],
-) -> tuple[list[_Job], dict[str, str]]:
-    jobs: dict[tuple, _Job] = {}
+) -> tuple[list[Job], dict[str, str]]:
+    jobs: dict[tuple, Job] = {}
     prompt_hashes: dict[str, str] = {}
     for spec in specs:
         template = opts.template or spec.template or adapter.default_template
@@ -206,7 +198,7 @@ def _plan(
             if key in jobs:
                 jobs[key].targets.append((spec.name, sample))
             else:
-                jobs[key] = _Job(request, [(spec.name, sample)])
+                jobs[key] = Job(request, [(spec.name, sample)])
         # One template per task, so normally one hash; several only with per-sample fields.
         prompt_hashes[spec.name] = (
             ",".join(sorted(task_hashes)) if len(task_hashes) <= 3 else f"{len(task_hashes)} distinct"
@@ -267,18 +259,6 @@ def _record(task: str, sample: Sample, request: Request, response: Response, pre
         meta=response.meta,
         flags=flags,
     )
-
-
-def _batched_for(adapter: Adapter, jobs: list[_Job]) -> list[_Job]:
-    """Local GPU adapters: size `--batch-size auto` on the run's inputs, and order the jobs
-    by input size so each batch holds similar inputs (little padding). Every response still
-    goes to its own sample; under greedy decoding the outputs equal batch size 1's."""
-    if hasattr(adapter, "prepare"):
-        adapter.prepare([job.request for job in jobs])
-    if hasattr(adapter, "input_size") and jobs:
-        sizes = {id(job): adapter.input_size(job.request) for job in jobs}
-        jobs = sorted(jobs, key=lambda job: sizes[id(job)])
-    return jobs
 
 
 def _throughput(adapter: Adapter, seconds: float, output_tokens: int, samples: int) -> dict[str, Any] | None:
@@ -342,37 +322,6 @@ def _add_distances(records: list[Prediction], earth: str) -> None:
     for record, a, b in zip(parsed, gt.tolist(), pred.tolist(), strict=True):
         if a or b:  # its country decision is within the precision of the data's borders
             record.flags.append("near_border")
-
-
-async def _dispatch(adapter: Adapter, jobs: list[_Job], on_done, progress) -> None:
-    """Batches of `adapter.batch_size`, at most `adapter.concurrency` in flight."""
-    size = max(1, int(adapter.batch_size))
-    batches = iter([jobs[i : i + size] for i in range(0, len(jobs), size)])
-    local = adapter.kind == "open-weights"
-    started, tokens = time.perf_counter(), 0
-
-    async def worker() -> None:
-        for batch in batches:  # a shared iterator: each batch goes to one worker
-            requests = [job.request for job in batch]
-            try:
-                responses = await adapter.agenerate(requests)
-                if len(responses) != len(requests):
-                    raise RuntimeError(f"adapter returned {len(responses)} responses for {len(requests)} requests")
-            except AdapterUnavailable:
-                raise  # nothing can be answered: stop the run (what was answered is on disk)
-            except Exception as e:  # the batch failed as a whole: record why, go on
-                responses = [Response(error=f"{type(e).__name__}: {e}") for _ in requests]
-            on_done(batch, responses)
-            if local:  # a local model's speed is its output tokens per second
-                nonlocal tokens
-                tokens += sum(r.usage.output_tokens for r in responses)
-                progress.set_postfix_str(
-                    f"{tokens / max(time.perf_counter() - started, 1e-9):,.0f} tok/s", refresh=False
-                )
-            progress.update(len(batch))
-
-    workers = max(1, min(int(adapter.concurrency), len(jobs)))
-    await asyncio.gather(*(worker() for _ in range(workers)))
 
 
 def score_run_dir(
@@ -439,7 +388,7 @@ async def _run(opts: RunOptions) -> RunResult:
     try:
         done = {(r["task"], r["sample_id"]) for r in read_predictions(run_dir) if r.get("status") != ERROR}
         jobs, prompt_hashes = _plan(specs, per_task, adapter, opts, done)
-        jobs = _batched_for(adapter, jobs)
+        jobs = batched_for(adapter, jobs)
         planned = {(spec.name, s.sample_id) for spec in specs for s in per_task[spec.name]}
         data_dir = roots[0] if roots else None
         prefixes = tuple(dict.fromkeys(f"{d}{os.sep}" for root in roots for d in (root, root.resolve())))
@@ -505,7 +454,7 @@ async def _run(opts: RunOptions) -> RunResult:
 
         with PredictionWriter(run_dir) as writer:
 
-            def on_done(batch: list[_Job], responses: list[Response]) -> None:
+            def on_done(batch: list[Job], responses: list[Response]) -> None:
                 nonlocal cost, unpriced, output_tokens
                 records = []
                 for job, response in zip(batch, responses, strict=True):
@@ -535,7 +484,7 @@ async def _run(opts: RunOptions) -> RunResult:
                 dynamic_ncols=True,
             ) as bar:
                 dispatch_started = time.perf_counter()
-                await _dispatch(adapter, jobs, on_done, bar)
+                await dispatch(adapter, jobs, on_done, bar)
                 dispatch_s = time.perf_counter() - dispatch_started
 
         if data_problems:

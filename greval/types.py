@@ -95,6 +95,7 @@ class Request:
     prompt: str  # the rendered user text
     system: str | None = None
     generation: GenerationConfig = field(default_factory=GenerationConfig)
+    seed: int | None = None  # this request's own seed (None: the adapter's); the judge re-asks with another
 
     @cached_property
     def prompt_hash(self) -> str:

@@ -68,12 +68,12 @@ def test_auto_batches_by_length_give_the_outputs_of_batch_size_one(tiny, mixed_b
 def test_length_grouping_orders_jobs_by_input_size(tiny, mixed_bench):
     from greval.adapters._batching import input_size
 
-    from greval.run import _batched_for, _Job
+    from greval.engine import Job, batched_for
     from greval.types import Request, Sample
 
     rows = json.loads((mixed_bench / "GREval-Bench.json").read_text())
     jobs = [
-        _Job(Request(sample=Sample(r["sample_id"], r["gt_lat"], r["gt_lon"], image_path=mixed_bench / r["image_path"]),
+        Job(Request(sample=Sample(r["sample_id"], r["gt_lat"], r["gt_lon"], image_path=mixed_bench / r["image_path"]),
                      task="all", prompt="p"), [])
         for r in rows
     ]  # fmt: skip
@@ -84,7 +84,7 @@ def test_length_grouping_orders_jobs_by_input_size(tiny, mixed_bench):
         def input_size(self, request):
             return input_size(request)
 
-    ordered = [input_size(j.request)[0] for j in _batched_for(Local(), jobs)]
+    ordered = [input_size(j.request)[0] for j in batched_for(Local(), jobs)]
     assert ordered == sorted(ordered) and ordered[0] == 32 * 96 and ordered[-1] == 224 * 224
 
 
