@@ -49,7 +49,8 @@ def simple_extract(text: str | None) -> tuple[float, float] | None:
     if not text:
         return None
     answer = text.rsplit("</think>", 1)[-1]
-    for pattern in (_SIMPLE_LABELLED, _SIMPLE_PAIR):
+    patterns = (_SIMPLE_LABELLED, _SIMPLE_PAIR) if "lat" in answer.lower() else (_SIMPLE_PAIR,)
+    for pattern in patterns:
         for m in pattern.finditer(answer):
             lat, lon = float(m.group(1)), float(m.group(2))
             if abs(lat) <= 90 and abs(lon) <= 180:

@@ -232,6 +232,27 @@ def _build_parts() -> tuple[np.ndarray, np.ndarray, list[str]]:
 
 @functools.lru_cache(maxsize=1)
 def _continent_table() -> dict[str, str]:
+    """Code -> continent; cached on disk beside the polygons (reading the shapefile's
+    records costs ~0.6 s a process)."""
+    import json
+
+    path = cache_dir() / f"countries-{_cache_key()}" / "continents.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        pass
+    table = _build_continent_table()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"continents.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(table, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only cache folder only costs time
+    return table
+
+
+def _build_continent_table() -> dict[str, str]:
     records, _ = _natural_earth()
     table: dict[str, str] = {}
     for record in records:

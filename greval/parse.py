@@ -735,10 +735,11 @@ def _doubts(region: str, candidates: list[_Candidate], chosen: _Candidate, resul
     # Several different points offered as the answer: two named (JSON / labelled) answers,
     # or, where nothing is named, several pairs none of which is marked as an alternative.
     usable = [c for c in candidates if _usable(c)]
-    named = [c for c in usable if c.named]
-    pool = named or [c for i, c in enumerate(usable) if not _is_alternative(region, c, usable[i - 1].end if i else 0)]
-    if len(pool) > 1 and _distinct([(c.lat, c.lon) for c in pool]) > 1:
-        flags.append("multiple_answers")
+    if len(usable) > 1 and _distinct([(c.lat, c.lon) for c in usable]) > 1:  # else one point at most: cheap exit
+        named = [c for c in usable if c.named]
+        pool = named or [c for i, c in enumerate(usable) if not _is_alternative(region, c, usable[i - 1].end if i else 0)]
+        if len(pool) > 1 and _distinct([(c.lat, c.lon) for c in pool]) > 1:
+            flags.append("multiple_answers")
     return tuple(flags)
 
 
