@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 
 from greval.errors import GrevalError
 from greval.types import Request, Response
+from greval.user_code import load_file
 
 _REGISTRY: dict[str, type[Adapter]] = {}
 
@@ -97,15 +98,7 @@ def get_adapter_class(name: str) -> type[Adapter]:
         return _REGISTRY[name]
     if name.endswith(".py"):
         path = Path(name)
-        if not path.is_file():
-            raise AdapterError(f"adapter file not found: {path}")
-        spec = importlib.util.spec_from_file_location(f"greval_user_adapter_{path.stem}", path)
-        module = importlib.util.module_from_spec(spec)
-        try:
-            spec.loader.exec_module(module)
-        except Exception as e:  # a user's file: say where it broke, not a traceback
-            line = f" line {e.lineno}" if isinstance(e, SyntaxError) and e.lineno else ""
-            raise AdapterError(f"adapter file {path}{line} failed to load: {type(e).__name__}: {e}") from e
+        module = load_file(path, "greval_user_adapter", "adapter file", AdapterError)
         found = [
             c
             for c in vars(module).values()

@@ -803,18 +803,12 @@ def _load_plugin(source: dict, data: str | Path | None) -> LoadResult:
     path relative to `path` or absolute) or `image` (encoded bytes), `gt_lat`, `gt_lon`,
     and optionally `gt_cot` and `scene`. Rows go through the same checks as every format."""
     import hashlib
-    import importlib.util
+
+    from greval.user_code import load_file
 
     file, _, function = str(source["format"]).rpartition(":")
     path = Path(file).expanduser()
-    if not path.is_file():
-        raise DataError(f"format {source['format']!r}: no such file {path}")
-    spec = importlib.util.spec_from_file_location(f"greval_user_format_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    try:
-        spec.loader.exec_module(module)
-    except Exception as exc:  # a user's file: say where it broke
-        raise DataError(f"format file {path} failed to load: {type(exc).__name__}: {exc}") from exc
+    module = load_file(path, "greval_user_format", "format file", DataError)
     loader = getattr(module, function, None)
     if not callable(loader):
         raise DataError(f"{path} defines no function {function!r}")
