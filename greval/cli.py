@@ -222,7 +222,7 @@ def _granularities(text: str | None, param_hint: str = "--granularity") -> list[
     multiple=True,
     metavar="KEY=VALUE",
     help="Any adapter option, value read as YAML (repeatable): -M concurrency=16 -M detail=high. "
-    "Unknown keys are refused; `greval adapters` lists each adapter's options.",
+    "Unknown keys are refused; `greval adapters NAME` lists an adapter's options.",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @click.pass_context
@@ -570,12 +570,21 @@ def tasks_cmd(include_path, data) -> None:
 
 
 @main.command()
-def adapters() -> None:
-    """List the built-in adapters."""
-    from greval.adapter import builtin_names
+@click.argument("name", required=False)
+def adapters(name) -> None:
+    """List the built-in adapters, or one adapter's options (what -M KEY=VALUE sets)."""
+    from greval.adapter import RUN_OPTIONS, builtin_names, declared_options, get_adapter_class
 
-    for name in builtin_names():
-        click.echo(name)
+    if name is None:
+        for known in builtin_names():
+            click.echo(known)
+        click.echo("(`greval adapters NAME` lists its options)", err=True)
+        return
+    fields = declared_options(get_adapter_class(name)) or {}
+    for key, f in sorted(fields.items()):
+        mark = "  [changes the answers]" if f.metadata.get("answer") else ""
+        click.echo(f"{key:24} {f.type!s:18} {f.metadata.get('help', '')}{mark}")
+    click.echo(f"(and, from the run: {', '.join(sorted(RUN_OPTIONS))})", err=True)
 
 
 @main.group()

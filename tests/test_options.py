@@ -59,3 +59,10 @@ def test_answer_changing_options_come_from_the_marks():
     )
     assert "detail" not in answer_option_names(get_adapter_class("anthropic"))
     assert answer_option_names(get_adapter_class("hf")) == ("max_pixels", "min_pixels")
+
+
+def test_greval_adapters_lists_an_adapters_options():
+    result = CliRunner().invoke(main, ["adapters", "openai"])
+    assert result.exit_code == 0
+    lines = {line.split()[0]: line for line in result.stdout.splitlines()}
+    assert "[changes the answers]" in lines["detail"] and "[changes the answers]" not in lines["concurrency"]
