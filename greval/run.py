@@ -357,6 +357,71 @@ def run(opts: RunOptions) -> RunResult:
     return asyncio.run(_run(opts))
 
 
+def _report_load_problems(run_dir: Path, problems: list, skipped: list) -> None:
+    """The data's problems: problems.txt (this run's only) and the first five on stderr."""
+    (run_dir / "problems.txt").unlink(missing_ok=True)  # this run's problems only
+    if problems:
+        lines = [str(p) for p in problems]
+        (run_dir / "problems.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        shown = "\n  ".join(lines[:5])
+        more = f"\n  … and {len(problems) - 5} more in {run_dir / 'problems.txt'}" if len(problems) > 5 else ""
+        print(
+            f"greval: {len(problems)} problem(s) in the data ({len(skipped)} samples skipped):\n  {shown}{more}",
+            file=sys.stderr,
+        )
+
+
+def _run_info(
+    opts, run_dir: Path, specs, adapter, per_task, prompt_hashes, data_hashes, roots, task_sizes, skipped
+) -> dict:
+    """run.json as written before any request: provenance, settings, the data's identity."""
+    data_dir = roots[0] if roots else None
+    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    previous = read_json(run_dir / RUN_INFO) if (run_dir / RUN_INFO).exists() else {}
+    info: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": run_dir.name,
+        "adapter": opts.adapter,
+        "model": opts.model,
+        "kind": adapter.kind,
+        "created": previous.get("created", now),
+        "resumed": [*previous.get("resumed", []), now] if previous else [],
+        "greval_version": __version__,
+        "git_commit": git_commit(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "libraries": library_versions(*SCORING_LIBRARIES),
+        "argv": opts.argv,
+        "args": {
+            "tasks": [s.name for s in specs],
+            "data": opts.data,
+            "limit": opts.limit,
+            "template": opts.template,
+            "max_tokens": opts.max_tokens,
+            "temperature": opts.temperature,
+            "shard": list(opts.shard) if opts.shard else None,
+            "scene_manifest": opts.scene_manifest,
+            "granularities": opts.granularities,
+            "adapter_options": {k: v for k, v in opts.adapter_options.items() if "key" not in k.lower()},
+        },
+        "seed": opts.seed,
+        "earth": opts.earth,
+        "tasks": [s.to_dict() for s in specs],
+        "prompt_hashes": prompt_hashes,
+        "prompt_templates": {s.name: opts.template or s.template or adapter.default_template for s in specs},
+        "data_hash": data_hashes,
+        "data_dir": str(data_dir.resolve()) if data_dir else None,
+        "samples_per_task": {name: len(samples) for name, samples in per_task.items()},
+        "task_sizes": task_sizes,
+        "skipped": dict(Counter(_problem_kind(p.message) for p in skipped)),
+        "adapter_info": adapter.info(),
+    }
+    for key in ("cot_judge", "overrides"):  # written by `greval judge` / `greval audit`
+        if key in previous:
+            info[key] = previous[key]
+    return info
+
+
 async def _run(opts: RunOptions) -> RunResult:
     from tqdm.auto import tqdm
 
@@ -390,62 +455,12 @@ async def _run(opts: RunOptions) -> RunResult:
         jobs, prompt_hashes = _plan(specs, per_task, adapter, opts, done)
         jobs = batched_for(adapter, jobs)
         planned = {(spec.name, s.sample_id) for spec in specs for s in per_task[spec.name]}
-        data_dir = roots[0] if roots else None
         prefixes = tuple(dict.fromkeys(f"{d}{os.sep}" for root in roots for d in (root, root.resolve())))
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "problems.txt").unlink(missing_ok=True)  # this run's problems only
-        if problems:
-            lines = [str(p) for p in problems]
-            (run_dir / "problems.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
-            shown = "\n  ".join(lines[:5])
-            more = f"\n  … and {len(problems) - 5} more in {run_dir / 'problems.txt'}" if len(problems) > 5 else ""
-            print(
-                f"greval: {len(problems)} problem(s) in the data ({len(skipped)} samples skipped):\n  {shown}{more}",
-                file=sys.stderr,
-            )
-        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        previous = read_json(run_dir / RUN_INFO) if (run_dir / RUN_INFO).exists() else {}
-        info: dict[str, Any] = {
-            "schema_version": SCHEMA_VERSION,
-            "run_id": run_dir.name,
-            "adapter": opts.adapter,
-            "model": opts.model,
-            "kind": adapter.kind,
-            "created": previous.get("created", now),
-            "resumed": [*previous.get("resumed", []), now] if previous else [],
-            "greval_version": __version__,
-            "git_commit": git_commit(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "libraries": library_versions(*SCORING_LIBRARIES),
-            "argv": opts.argv,
-            "args": {
-                "tasks": [s.name for s in specs],
-                "data": opts.data,
-                "limit": opts.limit,
-                "template": opts.template,
-                "max_tokens": opts.max_tokens,
-                "temperature": opts.temperature,
-                "shard": list(opts.shard) if opts.shard else None,
-                "scene_manifest": opts.scene_manifest,
-                "granularities": opts.granularities,
-                "adapter_options": {k: v for k, v in opts.adapter_options.items() if "key" not in k.lower()},
-            },
-            "seed": opts.seed,
-            "earth": opts.earth,
-            "tasks": [s.to_dict() for s in specs],
-            "prompt_hashes": prompt_hashes,
-            "prompt_templates": {s.name: opts.template or s.template or adapter.default_template for s in specs},
-            "data_hash": data_hashes,
-            "data_dir": str(data_dir.resolve()) if data_dir else None,
-            "samples_per_task": {name: len(samples) for name, samples in per_task.items()},
-            "task_sizes": task_sizes,
-            "skipped": dict(Counter(_problem_kind(p.message) for p in skipped)),
-            "adapter_info": adapter.info(),
-        }
-        for key in ("cot_judge", "overrides"):  # written by `greval judge` / `greval audit`
-            if key in previous:
-                info[key] = previous[key]
+        _report_load_problems(run_dir, problems, skipped)
+        info = _run_info(
+            opts, run_dir, specs, adapter, per_task, prompt_hashes, data_hashes, roots, task_sizes, skipped
+        )
         write_json_atomic(run_dir / RUN_INFO, info)
 
         counts: Counter[str] = Counter()
