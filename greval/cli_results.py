@@ -128,6 +128,7 @@ def _sample_notes(runs, tasks: list[str] | None) -> list[str]:
 
     notes: list[str] = []
     n_by_task: dict[str, list[tuple[str, int | None]]] = {}
+    data_by_task: dict[str, dict[str, list[str]]] = {}
     for run in runs:
         cost = describe_cost(run.info)
         if cost is not None:
@@ -137,6 +138,9 @@ def _sample_notes(runs, tasks: list[str] | None) -> list[str]:
                 continue
             notes.append(f"{run.label} / {task}: prompt {prompt_label(run.info, task)}")
             n_by_task.setdefault(task, []).append((run.label, block.get("n")))
+            hashes = run.info.get("data_hash") or {}
+            digest = hashes.get(task) if isinstance(hashes, dict) else hashes
+            data_by_task.setdefault(task, {}).setdefault(str(digest or "unknown"), []).append(run.label)
             if block.get("n_errors"):
                 notes.append(
                     f"{run.label} / {task}: {block['n_errors']} samples errored and are not in N "
@@ -146,6 +150,10 @@ def _sample_notes(runs, tasks: list[str] | None) -> list[str]:
         if len({n for _, n in counts}) > 1:
             shown = ", ".join(f"{label} {n}" for label, n in counts)
             notes.append(f"{task}: the runs were scored on different numbers of samples ({shown})")
+    for task, groups in data_by_task.items():
+        if len(groups) > 1:  # side by side, but never one ranking: `greval compare` refuses them
+            shown = "; ".join(f"{digest[:16]}: {', '.join(labels)}" for digest, labels in groups.items())
+            notes.append(f"{task}: the runs were scored on different data (data hash {shown}); do not rank them")
     return notes
 
 

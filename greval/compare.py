@@ -193,11 +193,24 @@ def compare_records(
     return result
 
 
+def _same_truth(a: tuple, b: tuple) -> bool:
+    """Two (lat, lon) ground truths agree: equal to 1e-9°, or both unknown."""
+    if any(v is None for v in (*a, *b)):
+        return all(v is None for v in (*a, *b))
+    return all(abs(float(x) - float(y)) <= 1e-9 for x, y in zip(a, b, strict=True))
+
+
+def _hashes(info: dict[str, Any], tasks: set[str]) -> dict[str, str]:
+    """run.json's data hash per task (an old run.json may hold one hash for every task)."""
+    raw = info.get("data_hash") or {}
+    return dict(raw) if isinstance(raw, dict) else {task: str(raw) for task in tasks}
+
+
 def different_data(records_a, records_b, info_a: dict[str, Any], info_b: dict[str, Any]) -> tuple[str, bool] | None:
     """Why two runs were not scored on the same data, or None when they were.
 
     Returns (message, hash_only): hash_only is True when the ground truth of every shared
-    id agrees and only the data hash differs (other images, say), which the caller may
+    id agrees and only the data hash differs (another annotation file, say), which the caller may
     choose to accept. Pairing samples by id across different data would compare answers
     to different questions, so a mismatch in ground truth is never accepted.
     """
@@ -209,17 +222,18 @@ def different_data(records_a, records_b, info_a: dict[str, Any], info_b: dict[st
         if key not in truth_a:
             continue
         shared += 1
-        (la, lo), (lb, ob) = truth_a[key], (r.get("gt_lat"), r.get("gt_lon"))
-        if la is None or lb is None or abs(float(la) - float(lb)) > 1e-9 or abs(float(lo) - float(ob)) > 1e-9:
+        mine, theirs = truth_a[key], (r.get("gt_lat"), r.get("gt_lon"))
+        if not _same_truth(mine, theirs):
             differ += 1
-            example = example or f"{key[1]}: ({la}, {lo}) vs ({lb}, {ob})"
+            example = example or f"{key[1]}: ({mine[0]}, {mine[1]}) vs ({theirs[0]}, {theirs[1]})"
     if differ:
         return (
             f"the runs were scored on different data: the ground truth differs for {differ} of {shared} "
             f"shared sample ids (e.g. {example}); a paired comparison would compare answers to different photos",
             False,
         )
-    hashes_a, hashes_b = info_a.get("data_hash") or {}, info_b.get("data_hash") or {}
+    tasks = {r["task"] for r in records_a} | {r["task"] for r in records_b}
+    hashes_a, hashes_b = _hashes(info_a, tasks), _hashes(info_b, tasks)
     changed = sorted(
         t for t in set(hashes_a) & set(hashes_b) if hashes_a[t] and hashes_b[t] and hashes_a[t] != hashes_b[t]
     )
@@ -227,7 +241,7 @@ def different_data(records_a, records_b, info_a: dict[str, Any], info_b: dict[st
         shown = ", ".join(f"{t} {hashes_a[t][:12]} vs {hashes_b[t][:12]}" for t in changed)
         return (
             f"the runs were scored on different data: the data hash differs ({shown}), although the ground truth "
-            f"of the {shared} shared ids agrees (the images or other fields changed); "
+            f"of the {shared} shared ids agrees (the annotation file changed: other samples or other fields); "
             "pass --ignore-data-hash to compare them anyway",
             True,
         )

@@ -18,13 +18,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import os
 import re
 import shutil
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path, PurePosixPath
@@ -37,21 +34,24 @@ from PIL import Image
 
 import greval
 from greval.compare import mcnemar_p
-from greval.constants import GRANULARITY_LIST
-from greval.cost import PARTIAL, UNKNOWN, cost_summary
 from greval.cost import describe as describe_cost
+from greval.leaderboard_tables import (
+    GRANULARITIES,
+    KIND_LABELS,
+    RunData,
+    _finite,
+    _round,
+    analysis_of,
+    data_groups,
+    export_row,
+    table_folders,
+    task_table,
+)
 from greval.records import ERROR as STATUS_ERROR
 from greval.records import METRICS, OK, RUN_INFO, RunFolder, read_json, write_json_atomic
-from greval.report import prompt_label
 
 log = logging.getLogger(__name__)
 
-# (metric key, threshold km, short label, granularity name) — the benchmark's five levels.
-# (metric key, km, column label, name) of each granularity (greval/constants.py).
-GRANULARITIES: tuple[tuple[str, float, str, str], ...] = tuple(
-    (g.key, g.km, f"{g.km:g} km", g.name) for g in GRANULARITY_LIST
-)
-KIND_LABELS = {"api": "API", "open-weights": "open weights", "offline": "offline"}
 # Tabs come in this order when present; any other task (other datasets) follows by name.
 TASK_ORDER = ("urban", "natural", "landmark", "all")
 THUMB_PX = 256
@@ -59,80 +59,8 @@ SITE_MARKER = ".greval-site"  # marks a folder we built, so a rebuild may clear 
 SIGNIFICANCE_ALPHA = 0.05
 
 
-@dataclass(frozen=True)
-class Column:
-    key: str
-    label: str
-    fmt: str  # text | int | pct | km | score | usd | date
-    better: str | None = None  # "high" | "low" | None (not ranked)
-    title: str = ""
-
-
-COLUMNS: tuple[Column, ...] = (
-    Column("model", "Model", "text"),
-    Column("adapter", "Adapter", "text"),
-    Column("kind", "Kind", "text"),
-    Column("date", "Date", "date"),
-    Column("prompt", "Prompt", "text", title="prompt template and the first 8 characters of its hash"),
-    Column("n", "n", "int", title="samples scored"),
-    Column("coverage", "Coverage", "text", title="samples answered / samples of the task"),
-    *(
-        Column(key, label, "pct", "high", f"% within {label} ({name}), 95 % interval below")
-        for key, _, label, name in GRANULARITIES
-    ),
-    Column("median_km", "Median km", "km", "low", "median great-circle error"),
-    Column("geoscore", "GeoScore", "score", "high", "mean 5000·exp(−d/1492.7)"),
-    Column("country_acc", "Country", "pct", "high", "% in the right country"),
-    Column("continent_acc", "Continent", "pct", "high", "% on the right continent"),
-    Column("parse_failure_rate", "Parse fail", "pct", "low", "% of answers with no readable coordinates"),
-    Column("refusal_rate", "Refusal", "pct", "low", "% of answers that refused"),
-    Column("flagged_rate", "Flagged", "pct", None, "% of answers whose reading is doubtful (greval audit)"),
-    Column("cot_score", "CoT", "pct", "high", "reasoning-chain score"),
-    Column("cost_usd", "Cost", "usd", "low", "API cost of this task, USD"),
-)
-
-
-@dataclass
-class RunData:
-    """A run folder (greval/records.py's RunFolder reads its files) with its page's slug."""
-
-    folder: RunFolder
-    slug: str
-    data_root: Path | None = None
-
-    @property
-    def run_dir(self) -> Path:
-        return self.folder.path
-
-    @property
-    def info(self):
-        return self.folder.info
-
-    @property
-    def tasks(self) -> dict[str, dict[str, Any]]:
-        return self.folder.metrics["tasks"]
-
-    @property
-    def records(self) -> list[dict[str, Any]]:
-        return self.folder.predictions()
-
-    @property
-    def model(self) -> str:
-        return str(self.info.get("model") or self.info.get("run_id") or self.run_dir.name)
-
-    @property
-    def run_id(self) -> str:
-        return str(self.info.get("run_id") or self.run_dir.name)
-
-
 # ---------------------------------------------------------------------------------------
 # Loading
-
-
-def _finite(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
 
 
 def _slugify(text: str, taken: set[str]) -> str:
@@ -245,148 +173,6 @@ def _ordered_tasks(runs: list[RunData]) -> list[str]:
         return len(TASK_ORDER), low
 
     return sorted(names, key=key)
-
-
-def _task_cost(run: RunData, task: str) -> dict[str, Any]:
-    """greval.cost's summary of one task's records (a run.json without records: its total)."""
-    records = [rec for rec in run.records if rec.get("task") == task]
-    if records:
-        return cost_summary(records, run.info.get("kind"))
-    if len(run.tasks) == 1 and run.info.get("cost_status"):
-        return {k: run.info.get(k) for k in ("cost_usd", "cost_status")}
-    return {"cost_usd": _finite(run.info.get("cost_usd")) if len(run.tasks) == 1 else None, "cost_status": None}
-
-
-def _coverage(run: RunData, task: str, n: float | None) -> tuple[str, bool]:
-    """("421 / 1,602", incomplete) from metrics.json's n and run.json's task size (the whole
-    task, before --limit and --shard; runs from before task_sizes: the samples they planned)."""
-    total = (run.info.get("task_sizes") or run.info.get("samples_per_task") or {}).get(task)
-    if n is None:
-        return "—", False
-    if not isinstance(total, int) or total <= 0:
-        return f"{int(n):,}", False
-    incomplete = int(n) < total
-    return f"{int(n):,} / {total:,}" + (" (incomplete)" if incomplete else ""), incomplete
-
-
-def _row(run: RunData, task: str, metrics: dict[str, Any] | None = None) -> dict[str, Any]:
-    m = run.tasks[task] if metrics is None else metrics
-    cost = _task_cost(run, task)
-    kind = str(run.info.get("kind") or "")
-    created = str(run.info.get("created") or "")
-    values: dict[str, Any] = {
-        "model": run.model,
-        "adapter": str(run.info.get("adapter") or ""),
-        "kind": kind,
-        "date": created,
-        "prompt": prompt_label(run.info, task),
-        "n": _finite(m.get("n")),
-        "coverage": _coverage(run, task, _finite(m.get("n")))[0] if metrics is None else f"{int(m['n']):,} (common)",
-        "cost_usd": cost["cost_usd"],
-    }
-    for col in COLUMNS:
-        if col.key not in values:
-            values[col.key] = _finite(m.get(col.key))
-    ci = {}
-    for key, *_ in GRANULARITIES:
-        pair = (m.get("ci") or {}).get(key)
-        if isinstance(pair, (list, tuple)) and len(pair) == 2 and all(_finite(v) is not None for v in pair):
-            ci[key] = [float(pair[0]), float(pair[1])]
-    return {
-        "slug": run.slug,
-        "run_id": run.run_id,
-        "kind_label": KIND_LABELS.get(kind, kind or "—"),
-        "data": values,
-        "ci": ci,
-        "best": set(),
-        "cost_status": cost["cost_status"],
-        # What a cell shows instead of a number greval could not compute: never "$0.00".
-        "missing": {"cost_usd": "unknown"} if cost["cost_status"] in (UNKNOWN, PARTIAL) else {},
-    }
-
-
-def _mark_best(rows: list[dict[str, Any]], columns: list[Column]) -> None:
-    for col in columns:
-        if col.better is None:
-            continue
-        vals = [r["data"][col.key] for r in rows if r["data"][col.key] is not None]
-        if len(vals) < 2 or max(vals) == min(vals):
-            continue  # with one value, or all equal, nothing stands out
-        best = max(vals) if col.better == "high" else min(vals)
-        for r in rows:
-            if r["data"][col.key] is not None and math.isclose(r["data"][col.key], best, rel_tol=1e-12, abs_tol=1e-12):
-                r["best"].add(col.key)
-
-
-def data_groups(runs: list[RunData], task: str) -> list[tuple[str, list[RunData]]]:
-    """The runs of `task`, one group per data hash, largest first: runs scored on different
-    data never share a ranking. One group keeps the task's name; several are named by hash."""
-    groups: dict[str, list[RunData]] = {}
-    for run in runs:
-        if task in run.tasks:
-            hashes = run.info.get("data_hash") or {}
-            digest = hashes.get(task) if isinstance(hashes, dict) else hashes  # one hash for all tasks
-            groups.setdefault(str(digest or "unknown"), []).append(run)
-    if len(groups) <= 1:
-        return [(task, members) for members in groups.values()]
-    ordered = sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))
-    return [(f"{task} · data {digest[:8]}", members) for digest, members in ordered]
-
-
-def common_metrics(members: list[RunData], task: str) -> dict[str, dict[str, Any]]:
-    """Each run's metrics of `task` re-scored on the samples every run answered."""
-    from greval.score import summarize
-
-    answered = [
-        {r["sample_id"] for r in run.records if r["task"] == task and r["status"] != STATUS_ERROR} for run in members
-    ]
-    common = set.intersection(*answered) if answered else set()
-    out = {}
-    for run in members:
-        records = [r for r in run.records if r["task"] == task and r["sample_id"] in common]
-        out[run.slug] = (
-            summarize(records, earth=run.info.get("earth", "haversine"), seed=run.info.get("seed", 0))
-            if records
-            else {"n": 0}
-        )
-    return out
-
-
-def task_table(runs: list[RunData], task: str, key: str | None = None, common: bool = False) -> dict[str, Any]:
-    """The ranking of one task over `runs` (one data group); `common` re-scores every run on
-    the samples all of them answered."""
-    members = [run for run in runs if task in run.tasks]
-    scored = common_metrics(members, task) if common else {}
-    rows = [_row(run, task, scored.get(run.slug)) for run in members]
-    # Columns with no value in any row (e.g. no chain scores) are left out.
-    columns = [
-        c
-        for c in COLUMNS
-        if c.fmt in ("text", "date") or any(r["data"][c.key] is not None or c.key in r["missing"] for r in rows)
-    ]
-    _mark_best(rows, columns)
-    first = GRANULARITIES[3][0]
-    rows.sort(key=lambda r: -(r["data"][first] or -1.0))
-    return {"task": task, "key": key or task, "columns": columns, "rows": rows, "runs": members, "common": common}
-
-
-def _scenes(members: list[RunData], task: str) -> dict[str, Any]:
-    counts: Counter[str] = Counter()
-    for run in members:
-        for scene, m in (run.tasks[task].get("by_scene") or {}).items():
-            counts[scene] = max(counts[scene], int(_finite((m or {}).get("n")) or 0))
-    scenes = [s for s, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
-    acc = {}
-    for key, *_ in GRANULARITIES:
-        acc[key] = [
-            [_round(((run.tasks[task].get("by_scene") or {}).get(s) or {}).get(key)) for s in scenes] for run in members
-        ]
-    return {"scenes": [{"name": s, "n": counts[s]} for s in scenes], "acc": acc}
-
-
-def _round(value: Any, digits: int = 5) -> float | None:
-    v = _finite(value)
-    return None if v is None else round(v, digits)
 
 
 # ---------------------------------------------------------------------------------------
@@ -650,38 +436,22 @@ def _provenance(run: RunData) -> list[tuple[str, str]]:
     ]
 
 
-def _export_row(row: dict[str, Any], columns: list[Column]) -> dict[str, Any]:
-    v = row["data"]
-    return {
-        "run_id": row["run_id"],
-        "page": f"runs/{row['slug']}/index.html",
-        "model": v["model"],
-        "adapter": v["adapter"],
-        "kind": v["kind"],
-        "created": v["date"],
-        "metrics": {c.key: v[c.key] for c in columns if c.fmt not in ("text", "date")},
-        "cost_status": row["cost_status"],
-        "ci95": row["ci"],
-        "best": sorted(row["best"]),
-    }
-
-
-def _latex(runs: list[RunData], tasks: list[str]) -> str:
-    """One booktabs table per task: the same LaTeX as `greval report --format latex`."""
+def _latex(tables: list[dict[str, Any]]) -> str:
+    """One booktabs table per leaderboard table (a task, one data group): the same LaTeX as
+    `greval report --format latex`, over the same numbers as the page."""
     from greval import report
 
     parts = [f"% Geolocation leaderboard, generated by greval {greval.__version__}. Needs booktabs and graphicx."]
-    for task in tasks:
-        having = [report.load_run(run.run_dir) for run in runs if task in run.tasks]
-        if not having:
-            continue
-        df = report.metrics_table(having, [task], ci=True)
+    for table in tables:
+        task, key = table["task"], table["key"]
+        df = report.metrics_table(table_folders(table), [task], ci=True)
         accs = [c for c in df.columns if c.startswith("acc@") and not c.endswith("_ci")]
+        on = f" on the {table['n_common']:,} samples every run answered" if table["common"] else ""
         caption = (
-            f"Geolocation accuracy on {report.latex_escape(task)} (\\%, within each distance; "
+            f"Geolocation accuracy on {report.latex_escape(key.replace(' · ', ', '))}{on} (\\%, within each distance; "
             "$\\pm$: half the 95\\,\\% interval), median error (km) and GeoScore. Best value per column in bold."
         )
-        label = "tab:greval-" + re.sub(r"[^A-Za-z0-9]+", "-", task).strip("-")
+        label = "tab:greval-" + re.sub(r"[^A-Za-z0-9]+", "-", key).strip("-")
         parts.append(
             report.render(df, "latex", columns=["model", *accs, "median_km", "geoscore"], caption=caption, label=label)
         )
@@ -728,17 +498,11 @@ def build_site(
 
     tasks = _ordered_tasks(runs)
     tables = [
-        task_table(members, task, key, common_samples) for task in tasks for key, members in data_groups(runs, task)
+        task_table(members, task, key, common_samples, digest)
+        for task in tasks
+        for key, digest, members in data_groups(runs, task)
     ]
-    analysis = {}
-    for table in tables:
-        members = table["runs"]
-        analysis[table["key"]] = {
-            "runs": [{"model": r.model, "run_id": r.run_id, "slug": r.slug} for r in members],
-            "acc": {key: [_round(r.tasks[table["task"]].get(key)) for r in members] for key, *_ in GRANULARITIES},
-            "scenes": _scenes(members, table["task"]),
-            "pairs": significance(members, table["task"]),
-        }
+    analysis = {t["key"]: {**analysis_of(t), "pairs": significance(t["runs"], t["task"])} for t in tables}
     built = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     granularities = [{"key": k, "label": label, "name": name} for k, _, label, name in GRANULARITIES]
     common = {"version": greval.__version__, "built": built, "granularities": granularities}
@@ -747,7 +511,11 @@ def build_site(
         "generator": f"greval {greval.__version__}",
         "built": built,
         "granularities": {k: km for k, km, *_ in GRANULARITIES},
-        "tasks": {t["key"]: [_export_row(r, t["columns"]) for r in t["rows"]] for t in tables},
+        "tasks": {t["key"]: [export_row(r) for r in t["rows"]] for t in tables},
+        # What each key of "tasks" is: runs of one task on one data hash share a table.
+        "tables": {
+            t["key"]: {"task": t["task"], "data_hash": t["data_hash"], "n_common": t["n_common"]} for t in tables
+        },
         "common_samples": common_samples,
         "significance": {
             "test": "exact McNemar, two-sided, paired on shared samples; rows: [i, j, n, acc_i, acc_j, p]",
@@ -757,7 +525,7 @@ def build_site(
         },
     }
     write_json_atomic(out / "leaderboard.json", export)
-    (out / "leaderboard.tex").write_text(_latex(runs, tasks), encoding="utf-8")
+    (out / "leaderboard.tex").write_text(_latex(tables), encoding="utf-8")
 
     index = out / "index.html"
     index.write_text(

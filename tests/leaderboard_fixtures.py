@@ -60,6 +60,9 @@ def make_run(
     cot: bool = False,
     plots: bool = False,
     output_chars: int = 200,
+    data_hash: str = "sha256:" + "ab" * 8,
+    task_size: int | None = None,
+    priced: bool = True,
 ) -> Path:
     """Write run.json, predictions.jsonl, metrics.json (and plots/) for a fake run."""
     rng = np.random.default_rng(seed)
@@ -107,7 +110,7 @@ def make_run(
                     image=f"imgs/{i:05d}.jpg",
                     prompt_hash="p" * 12,
                     usage={"input_tokens": 900, "output_tokens": 120},
-                    cost_usd=0.002 if kind == "api" else None,
+                    cost_usd=0.002 if kind == "api" and priced else None,
                 )
                 writer.write(rec)
                 written.append(json.loads(rec.to_json()))
@@ -123,15 +126,17 @@ def make_run(
         "kind": kind,
         "created": f"2026-11-{1 + seed % 28:02d}T10:00:00+00:00",
         "greval_version": "0.1.0",
-        "data_hash": "sha256:" + "ab" * 8,
+        "data_hash": data_hash,
         "prompt_hashes": {t: "p" * 12 for t in tasks},
         "seed": seed,
         "args": {"temperature": 0.0, "max_tokens": 1024, "concurrency": 8},
-        "cost_usd": 0.002 * n * len(tasks) if kind == "api" else None,
+        "cost_usd": 0.002 * n * len(tasks) if kind == "api" and priced else None,
         "adapter_info": {"endpoint": "https://api.example.invalid/v1"},
     }
     if data_dir is not None:
         info["data_dir"] = str(data_dir)
+    if task_size is not None:
+        info["task_sizes"] = {t: task_size for t in tasks}
     write_json_atomic(run_dir / "run.json", info)
     if plots:
         (run_dir / "plots").mkdir(exist_ok=True)

@@ -177,3 +177,22 @@ def test_report_of_several_runs_never_writes_into_a_run_folder(tmp_path, bench):
     site = cli("leaderboard", *sorted(results.iterdir()), "--out", tmp_path / "site")
     assert site.exit_code == 0, site.output
     assert f"skipping {out}" in site.output
+
+
+def test_template_gre_r1_is_vlm_r1s_question_and_runs_record_and_show_it(tmp_path, bench):
+    from greval.prompts import load_template
+
+    text = load_template("gre-r1").template
+    suffix = (
+        "First output the thinking process in <think> </think> tags and then output the final answer "
+        "in <answer> </answer> tags."
+    )
+    assert text.endswith(" " + suffix) and "latitude and longitude" in text  # a plain question, then VLM-R1's
+    out = tmp_path / "r1"
+    assert (
+        cli("run", "-q", "--adapter", "random", "--template", "gre-r1", "--data", bench, "--output", out).exit_code == 0
+    )
+    info = json.loads((out / "run.json").read_text())
+    assert info["prompt_templates"] == {"all": "gre-r1"}
+    result = cli("report", out, "--no-plots")
+    assert f"prompt gre-r1 {info['prompt_hashes']['all'][:8]}" in result.stderr

@@ -156,3 +156,15 @@ def test_compare_refuses_a_changed_data_hash_unless_told(tmp_path):
     refused = _cli("compare", a, b)
     assert refused.exit_code == 2 and "data hash differs" in refused.output and "--ignore-data-hash" in refused.output
     assert _cli("compare", a, b, "--ignore-data-hash").exit_code == 0
+
+
+def test_report_of_runs_on_different_data_says_so(tmp_path):
+    from greval.testing import make_fixture_bench
+
+    a = _random_run(make_fixture_bench(tmp_path / "bench", n=6, seed=0), tmp_path / "a", seed=1)
+    c = _random_run(make_fixture_bench(tmp_path / "other", n=6, seed=1), tmp_path / "c", seed=2)
+    b = _random_run(tmp_path / "bench", tmp_path / "b", seed=2)
+    mixed = _cli("report", a, c, "--no-plots")
+    assert mixed.exit_code == 0 and "all: the runs were scored on different data" in mixed.stderr
+    same = _cli("report", a, b, "--no-plots")
+    assert same.exit_code == 0 and "different data" not in same.stderr

@@ -377,3 +377,105 @@ def test_common_samples_ranks_every_run_on_the_shared_samples(tmp_path):
     row = next(r for r in rows if r["run_id"] == "full")
     assert row["metrics"]["acc@2500km"] == pytest.approx(mine["acc@2500km"])
     assert "samples all runs of its table answered" in (site / "index.html").read_text()
+
+
+def test_tables_say_their_data_coverage_and_prompt_in_the_json_latex_and_page(tmp_path):
+    from greval.testing import make_fixture_bench
+
+    bench = make_fixture_bench(tmp_path / "bench", n=12, seed=0)
+    other = make_fixture_bench(tmp_path / "other", n=12, seed=1)
+    full = _cli_run(bench, tmp_path / "full", "--seed", 1)
+    part = _cli_run(bench, tmp_path / "part", "--seed", 2, "--limit", 5, "--template", "gre-r1")
+    elsewhere = _cli_run(other, tmp_path / "elsewhere", "--seed", 3)
+    site = tmp_path / "site"
+    build_site([full, part, elsewhere], site)
+    board = json.loads((site / "leaderboard.json").read_text())
+    hashes = {json.loads((d / "run.json").read_text())["data_hash"]["all"] for d in (full, elsewhere)}
+    assert len(hashes) == 2
+    tables = board["tables"]
+    assert {t["data_hash"] for t in tables.values()} == hashes and {t["task"] for t in tables.values()} == {"all"}
+    for key, rows in board["tasks"].items():
+        assert {r["data_hash"] for r in rows} == {tables[key]["data_hash"]}  # one data per ranking
+        assert key.endswith(tables[key]["data_hash"][:8])
+    rows = {r["run_id"]: r for rows in board["tasks"].values() for r in rows}
+    assert rows["part"]["coverage"] == {"answered": 5, "total": 12, "incomplete": True}
+    assert rows["full"]["coverage"] == {"answered": 12, "total": 12, "incomplete": False}
+    prompt_hash = json.loads((part / "run.json").read_text())["prompt_hashes"]["all"]
+    assert rows["part"]["prompt"] == {"template": "gre-r1", "hash": prompt_hash}
+    assert rows["full"]["prompt"]["template"] == "gre"
+    html = (site / "index.html").read_text()
+    assert f"gre-r1 {prompt_hash[:8]}" in html
+    assert html.count('class="incomplete"') == 1 and "5 / 12 (incomplete)" in html
+    assert all(f"Scored on data {h}" in html for h in hashes)
+    tex = (site / "leaderboard.tex").read_text()
+    assert tex.count("\\begin{table}") == 2  # one per data group, never one table for both
+    assert all(f"all, data {h[:8]}" in tex for h in hashes)
+
+
+def test_an_old_run_without_task_sizes_degrades_to_an_unknown_size(tmp_path):
+    from greval.testing import make_fixture_bench
+
+    bench = make_fixture_bench(tmp_path / "bench", n=12, seed=0)
+    whole = _cli_run(bench, tmp_path / "whole", "--seed", 1)
+    limited = _cli_run(bench, tmp_path / "limited", "--seed", 2, "--limit", 5)
+    for run in (whole, limited):  # as written before greval recorded task_sizes
+        info = json.loads((run / "run.json").read_text())
+        del info["task_sizes"]
+        (run / "run.json").write_text(json.dumps(info))
+    site = tmp_path / "site"
+    build_site([whole, limited], site)
+    rows = {r["run_id"]: r for r in json.loads((site / "leaderboard.json").read_text())["tasks"]["all"]}
+    # Without --limit or --shard the planned samples were the whole task; with --limit nobody knows.
+    assert rows["whole"]["coverage"] == {"answered": 12, "total": 12, "incomplete": False}
+    assert rows["limited"]["coverage"] == {"answered": 5, "total": None, "incomplete": None}
+    html = (site / "index.html").read_text()
+    assert "5 / ?" in html and "5 / 5" not in html
+
+
+def test_common_samples_charts_and_latex_use_the_rescored_numbers(tmp_path):
+    from greval.testing import make_fixture_bench
+
+    bench = make_fixture_bench(tmp_path / "bench", n=12, seed=0)
+    full = _cli_run(bench, tmp_path / "full", "--seed", 1)
+    part = _cli_run(bench, tmp_path / "part", "--seed", 2, "--limit", 5)
+    site = tmp_path / "site"
+    build_site([full, part], site, common_samples=True)
+    board = json.loads((site / "leaderboard.json").read_text())
+    rows = {r["run_id"]: r for r in board["tasks"]["all"]}
+    assert board["tables"]["all"]["n_common"] == 5
+    assert rows["full"]["coverage"]["answered"] == 12  # its own coverage stays visible
+    html = (site / "index.html").read_text()
+    analysis = json.loads(re.search(r'id="analysis-data"[^>]*>(.*?)</script>', html, re.S).group(1))["all"]
+    for i, run in enumerate(analysis["runs"]):
+        assert analysis["acc"]["acc@2500km"][i] == pytest.approx(rows[run["run_id"]]["metrics"]["acc@2500km"], abs=1e-5)
+        n_scenes = sum(s["n"] for s in analysis["scenes"]["scenes"])
+        assert n_scenes == 5  # the per-scene breakdown is over the common samples too
+    assert "re-scored on the 5 samples all of them answered" in html
+    assert "on the 5 samples every run answered" in (site / "leaderboard.tex").read_text()
+
+
+def test_a_metric_greval_could_not_compute_is_null_never_zero(tmp_path):
+    from greval.records import Prediction, PredictionWriter, write_json_atomic
+    from greval.score import score_records
+
+    run = tmp_path / "refuser"
+    run.mkdir()
+    written = []
+    with PredictionWriter(run) as writer:
+        for i in range(4):
+            rec = Prediction(
+                sample_id=f"s{i}", task="t", output="I cannot tell where this is.", lat=None, lon=None,
+                status="refusal", distance_km=None, error=None, gt_lat=10.0 + i, gt_lon=20.0,
+            )  # fmt: skip
+            writer.write(rec)
+            written.append(json.loads(rec.to_json()))
+    write_json_atomic(run / "metrics.json", score_records(written, n_boot=0))
+    write_json_atomic(run / "run.json", {"run_id": "refuser", "model": "m", "kind": "offline", "task_sizes": {"t": 4}})
+    site = tmp_path / "site"
+    build_site([run], site)
+    (row,) = json.loads((site / "leaderboard.json").read_text())["tasks"]["t"]
+    assert row["metrics"]["median_km"] is None and row["metrics"]["acc@2500km"] == 0.0  # 0 hits is a real 0
+    assert row["metrics"]["cost_usd"] is None and row["cost_status"] == "not_applicable"
+    html = (site / "index.html").read_text()
+    cells = re.findall(r'<td data-sort="([^"]*)" class="num">\s*([^<]*)', html)
+    assert ("", "—") in cells  # the median: a dash, not 0

@@ -252,3 +252,47 @@ def test_injected_outputs_show_as_text_and_nothing_runs(watched, site):
     watched.open(site / "index.html")
     watched.page.click('[role="tab"][data-task="greval-bench"]')
     assert EVIL_MODEL in _visible_models(watched.page)
+
+
+@pytest.fixture(scope="module")
+def guarded_site(tmp_path_factory) -> Path:
+    """Runs of one task on two data hashes; one incomplete, one with a cost greval cannot price."""
+    root = tmp_path_factory.mktemp("guarded")
+    common = {"tasks": ("greval-bench",), "n": 5, "task_size": 5}  # n ≤ 5: no errored sample
+    runs = [
+        make_run(root / "a", run_id="full-run", model="full", seed=1, skill_km=200, **common),
+        make_run(root / "b", run_id="unpriced-run", model="unpriced", seed=2, priced=False, **common),
+        make_run(root / "c", run_id="short-run", model="short", seed=3, **{**common, "task_size": 1602}),
+        make_run(root / "d", run_id="other-data-run", model="other", seed=4, data_hash="cd" * 8, **common),
+    ]
+    return build_site(runs, root / "site").parent
+
+
+def _cell(page, column: str) -> dict[str, str]:
+    """{model: text} of a column of the visible table."""
+    panel = "section.panel:not([hidden])"
+    col = page.eval_on_selector_all(
+        f"{panel} thead th", f"ths => ths.findIndex(th => th.textContent.trim() === '{column}')"
+    )
+    assert col >= 0, column
+    names = _visible_models(page)
+    cells = page.eval_on_selector_all(f"{panel} tbody tr td:nth-child({col + 1})", "tds => tds.map(td => td.innerText)")
+    return dict(zip(names, (c.strip() for c in cells), strict=True))
+
+
+def test_runs_on_other_data_rank_apart_with_coverage_and_unknown_cost(watched, guarded_site):
+    watched.open(guarded_site / "index.html")
+    page = watched.page
+    tabs = page.eval_on_selector_all('[role="tab"]', "els => els.map(e => e.dataset.task)")
+    assert tabs == ["greval-bench · data abababab", "greval-bench · data cdcdcdcd"]
+    assert sorted(_visible_models(page)) == ["full", "short", "unpriced"]  # never ranked with `other`
+    coverage = _cell(page, "Coverage")
+    assert coverage["full"] == "5 / 5" and coverage["short"] == "5 / 1,602 (incomplete)"
+    incomplete = page.eval_on_selector_all("section.panel:not([hidden]) tbody tr.incomplete", "trs => trs.length")
+    assert incomplete == 1
+    cost = _cell(page, "Cost")
+    assert cost["unpriced"] == "unknown" and cost["full"].startswith("$") and "$0.00" not in cost.values()
+    assert page.eval_on_selector_all("#sig-matrix tbody tr", "trs => trs.length") == 3
+    page.click('[role="tab"]:nth-child(2)')
+    assert _visible_models(page) == ["other"]
+    watched.shot("index-data-groups")
