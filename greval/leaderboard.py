@@ -458,6 +458,56 @@ def _latex(tables: list[dict[str, Any]]) -> str:
     return "\n".join(parts)
 
 
+def _write_run_page(
+    run_template: jinja2.Template,
+    run: RunData,
+    out: Path,
+    tables: list[dict[str, Any]],
+    thumbs: dict[tuple[str, str], str],
+    default_key: str,
+    common: dict[str, Any],
+) -> None:
+    """SITE/runs/<slug>/index.html: the run's rows, plots, provenance and sample viewer."""
+    page_dir = out / "runs" / run.slug
+    plots = []
+    if (run.run_dir / "plots").is_dir():
+        (page_dir / "plots").mkdir(parents=True, exist_ok=True)
+        for plot in sorted((run.run_dir / "plots").iterdir()):
+            if plot.suffix.lower() in (".png", ".jpg", ".jpeg") and plot.is_file():
+                safe = _slugify(plot.stem, set()) + plot.suffix.lower()
+                shutil.copyfile(plot, page_dir / "plots" / safe)
+                plots.append({"src": f"plots/{safe}", "name": plot.stem})
+    page_dir.mkdir(parents=True, exist_ok=True)
+    summary = [
+        (t["key"], next(r for r in t["rows"] if r["slug"] == run.slug), t["columns"])
+        for t in tables
+        if run.slug in {r["slug"] for r in t["rows"]}
+    ]
+    samples = _sample_rows(run, thumbs)
+    (page_dir / "index.html").write_text(
+        run_template.render(
+            root="../../",
+            run=run,
+            kind_label=KIND_LABELS.get(run.info.get("kind"), run.info.get("kind") or "—"),
+            summary=summary,
+            plots=plots,
+            provenance=_provenance(run),
+            samples={
+                "granularities": [[k, km, label] for k, km, label, _ in GRANULARITIES],
+                "default": default_key,
+                "rows": samples,
+            },
+            tasks=sorted({s["task"] for s in samples}),
+            scenes=sorted({s["scene"] for s in samples if s["scene"]}),
+            statuses=sorted({s["status"] for s in samples if s["status"]}),
+            map_w=MAP_W,
+            map_h=MAP_H,
+            **common,
+        ),
+        encoding="utf-8",
+    )
+
+
 def build_site(
     run_dirs: list[Path],
     out: Path,
@@ -545,44 +595,6 @@ def build_site(
     )
 
     _write_world_map(assets)
-    run_template = env.get_template("run.html")
     for run in runs:
-        page_dir = out / "runs" / run.slug
-        plots = []
-        if (run.run_dir / "plots").is_dir():
-            (page_dir / "plots").mkdir(parents=True, exist_ok=True)
-            for plot in sorted((run.run_dir / "plots").iterdir()):
-                if plot.suffix.lower() in (".png", ".jpg", ".jpeg") and plot.is_file():
-                    safe = _slugify(plot.stem, set()) + plot.suffix.lower()
-                    shutil.copyfile(plot, page_dir / "plots" / safe)
-                    plots.append({"src": f"plots/{safe}", "name": plot.stem})
-        page_dir.mkdir(parents=True, exist_ok=True)
-        summary = [
-            (t["key"], next(r for r in t["rows"] if r["slug"] == run.slug), t["columns"])
-            for t in tables
-            if run.slug in {r["slug"] for r in t["rows"]}
-        ]
-        samples = _sample_rows(run, thumbs)
-        (page_dir / "index.html").write_text(
-            run_template.render(
-                root="../../",
-                run=run,
-                kind_label=KIND_LABELS.get(run.info.get("kind"), run.info.get("kind") or "—"),
-                summary=summary,
-                plots=plots,
-                provenance=_provenance(run),
-                samples={
-                    "granularities": [[k, km, label] for k, km, label, _ in GRANULARITIES],
-                    "default": default_key,
-                    "rows": samples,
-                },
-                tasks=sorted({s["task"] for s in samples}),
-                scenes=sorted({s["scene"] for s in samples if s["scene"]}),
-                statuses=sorted({s["status"] for s in samples if s["status"]}),
-                map_w=MAP_W,
-                map_h=MAP_H,
-                **common,
-            ),
-            encoding="utf-8",
-        )
+        _write_run_page(env.get_template("run.html"), run, out, tables, thumbs, default_key, common)
     return index

@@ -17,11 +17,9 @@ MAX_MODULE, MAX_FUNCTION, MAX_CLASS = 600, 100, 300
 KNOWN_LONG = {
     "greval/data.py": 771,
     "greval/geo.py": 676,
-    "greval/leaderboard.py": 806,
     "greval/parse.py": 643,
     "adapters/_api.py:ApiAdapter": 418,
     "greval/judge.py:judge_run": 118,
-    "greval/leaderboard.py:build_site": 130,
     "greval/run.py:_run": 103,
 }
 
