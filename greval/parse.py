@@ -111,9 +111,35 @@ from __future__ import annotations
 
 import bisect
 import math
-import re
 from dataclasses import dataclass
 from enum import Enum
+
+from greval.parse_patterns import (
+    ALTERNATIVE,
+    CJK_SIGNS,
+    CLOSE_BRACKET,
+    COMMIT,
+    COMMIT_HINTS,
+    COMMIT_LOWER,
+    COMPONENT,
+    FORMAT,
+    GEOJSON_POINT,
+    LABEL_KINDS,
+    LABEL_REV,
+    LABEL_WINDOW,
+    MINUS,
+    NULL_HINTS,
+    NULL_VALUE,
+    OPEN_BRACKET,
+    PAIR_GAP,
+    PAIR_GAP_NEWLINE,
+    RANKED_ITEM,
+    REFUSAL_RE,
+    SENTENCE_END,
+    SUFFIX_LABEL,
+    TAG,
+    UNIT_AFTER,
+)
 
 __all__ = ["ParseStatus", "ParsedAnswer", "parse_answer", "has_think_answer_format"]
 
@@ -145,203 +171,6 @@ _NO_ANSWER = ParsedAnswer(None, None, ParseStatus.NO_ANSWER)
 _REFUSAL = ParsedAnswer(None, None, ParseStatus.REFUSAL, "refusal")
 
 _MAX_REGION = 64 * 1024  # longer regions keep their first and last half of this
-
-# --- tags -------------------------------------------------------------------------
-
-_TAG = re.compile(r"<[ \t]*(/?)[ \t]*(think|answer)[ \t]*>", re.IGNORECASE)
-_FORMAT = re.compile(r"\s*<think>(.*?)</think>\s*<answer>(.*?)</answer>\s*", re.DOTALL)
-
-# --- one number that may be a coordinate component -----------------------------------
-
-_HEMI_WORD = r"(?i:north|south|east|west)"
-_COMPONENT = re.compile(
-    r"""
-    (?=[NSEW0-9+\-−－﹣])  # a cheap first-character test before the lookbehind
-    (?<![0-9A-Za-z_.])
-    (?:(?P<phemi>[NSEW])[ \t]?(?=[-+−－0-9]))?
-    (?P<sign>[-+−－﹣])?
-    (?P<deg>[0-9]{1,3}(?:\.[0-9]+|,[0-9]+(?=[ \t]?[°º˚]))?)
-    (?:
-        [ \t]{0,2}(?P<degmark>[°º˚]|deg(?:rees?|s)?(?![A-Za-z]))
-        (?:
-            [ \t]{0,2}(?P<min>[0-9]{1,2}(?:\.[0-9]+)?)[ \t]?(?:['′’´]|min(?:utes?|s)?(?![A-Za-z])|(?(phemi)(?=[ \t\n,;)\]}]|$)|(?!)))
-            (?:
-                [ \t]{0,2}(?P<sec>[0-9]{1,2}(?:\.[0-9]+)?)[ \t]?(?:\\?["″”]|''|′′|’’|sec(?:onds?|s)?(?![A-Za-z]))
-            )?
-        )?
-    )?
-    (?(phemi)|(?:[ \t]{0,2}(?P<hemi>[NSEW]|"""
-    + _HEMI_WORD
-    + r""")(?![0-9A-Za-z_]))?)
-    (?![0-9A-Za-z_]|\.[0-9])
-    """,
-    re.VERBOSE,
-)
-
-# A unit right after a number means it is not a coordinate.
-_UNIT_AFTER = re.compile(
-    r"""[ \t]*(?:
-        %|percent|per[ \t]?cent|km|kilomet|kms\b|met(?:er|re)s?(?![A-Za-z])|m(?![A-Za-z²])|m²|mi(?![A-Za-z])|miles?
-        |ft(?![A-Za-z])|feet|foot|yards?|nmi|knots?|[hH]ours?|hrs?(?![A-Za-z])|h(?![A-Za-z])
-        |mins?(?![A-Za-z])|minutes|secs?(?![A-Za-z])|seconds|s(?![A-Za-z])|years?|yrs?|months?|days?|weeks?
-        |kg|tons?|tonnes?|people|inhabitants|residents|million|billion|thousand|k(?![A-Za-z])
-        |[°º˚]?[ \t]?[CF](?![A-Za-z])|am(?![A-Za-z])|pm(?![A-Za-z])|[ap]\.m|AD(?![A-Za-z])|BCE?|CE(?![A-Za-z])
-        |st(?![A-Za-z])|nd(?![A-Za-z])|rd(?![A-Za-z])|th(?![A-Za-z])|x(?![A-Za-z])|times|stor(?:e?ys|ies)
-        |floors?|sq(?![A-Za-z])|acres?|hectares?|ha(?![A-Za-z])|mm(?![A-Za-z])|cm(?![A-Za-z])|fps|mph|kph
-        |lanes?|stars?|points?|pts|/10|/100|out[ \t]of
-    )""",
-    re.VERBOSE,
-)
-
-
-# The words right before a number that name what it is ("Latitude:", '"lng": "',
-# "coordinates are about", "confidence:"). Matched on the REVERSED window that ends
-# where the number starts, so the match is anchored (`.match`) and costs only the
-# label's length instead of a scan of every start position.
-def _rev_alternation(words: str) -> str:
-    return "|".join(re.escape(w[::-1]) for w in sorted(words.split(), key=len, reverse=True))
-
-
-# English plus the Spanish / Portuguese / Italian / German words models answer with
-# when the prompt or the photo is in that language.
-_LAT_WORDS = "lat latitude latitud latitudine breitengrad"
-_LON_WORDS = "lon lng long longitude longitud longitudine längengrad laengengrad"
-_KEY_SUFFIXES = "_deg _dd _decimal _degrees _value deg dd decimal degrees value"
-_FILLERS = "is of are approx approximately about around roughly near nearly at value equals equal estimated est be would should close to 约 约为 大约 为 是"
-_CONTEXT_WORDS = "coordinate coordinates coord coords gps location position latlng latlon lat_lon lat_lng answer guess point 坐标 經緯度 经纬度"
-_NONCOORD_WORDS = (
-    "confidence probability certainty score accuracy altitude elevation height radius error uncertainty"
-    " population distance zoom temperature rating version year depth speed size area price cost weight"
-    " width length angle heading bearing time ratio 置信度 海拔"
-)
-_REV_LAT = rf"(?:s?(?:{_rev_alternation(_LAT_WORDS)}))"
-_REV_LON = rf"(?:s?(?:{_rev_alternation(_LON_WORDS)}))"
-_LABEL_REV = re.compile(
-    rf"""
-    (?P<tail>[\W_]*(?:(?<![A-Za-z])(?:{_rev_alternation(_FILLERS)})[\W_]*){{0,3}})
-    (?:
-        (?<![A-Za-z])(?P<hdr_latlon>{_REV_LON}[ \t]*[/,&|][ \t]*{_REV_LAT})(?![0-9A-Za-z])
-      | (?<![A-Za-z])(?P<hdr_lonlat>{_REV_LAT}[ \t]*[/,&|][ \t]*{_REV_LON})(?![0-9A-Za-z])
-      | (?<![A-Za-z])(?:{_rev_alternation(_KEY_SUFFIXES)})?(?P<lat>{_rev_alternation(_LAT_WORDS)})(?![0-9A-Za-z])
-      | (?<![A-Za-z])(?:{_rev_alternation(_KEY_SUFFIXES)})?(?P<lon>{_rev_alternation(_LON_WORDS)})(?![0-9A-Za-z])
-      | (?P<cjk_n>纬北|緯北|度纬|度緯)
-      | (?P<cjk_s>纬南|緯南)
-      | (?P<cjk_e>经东|經東|度经|度經)
-      | (?P<cjk_w>经西|經西)
-      | (?<![A-Za-z])(?P<ctx>{_rev_alternation(_CONTEXT_WORDS)})(?![0-9A-Za-z])
-      | (?<![A-Za-z])(?P<noncoord>{_rev_alternation(_NONCOORD_WORDS)})(?![0-9A-Za-z])
-    )
-    """,
-    re.IGNORECASE | re.VERBOSE,
-)
-_LABEL_WINDOW = 48
-_LABEL_KINDS = {
-    "hdr_latlon": "latlon",
-    "hdr_lonlat": "lonlat",
-    "cjk_n": "lat",
-    "cjk_s": "lat",
-    "cjk_e": "lon",
-    "cjk_w": "lon",
-}
-_CJK_SIGNS = {"cjk_n": False, "cjk_s": True, "cjk_e": False, "cjk_w": True}  # True: negative
-
-# "48.85 latitude, 2.35 longitude": the axis named after the number.
-_SUFFIX_LABEL = re.compile(
-    r"[ \t]*(?:\*\*|__|\*|_)?[ \t]*\(?(?:(?P<lat>latitude|lat)|(?P<lon>longitude|long|lon|lng))(?![A-Za-z])(?![ \t]*[/,&|][ \t]*(?:lat|lon|lng|long))",
-    re.IGNORECASE,
-)
-
-# What may stand between the two numbers of an unnamed pair.
-_PAIR_GAP = re.compile(
-    r"""[ \t*_`"'\])}]*(?:(?P<punct>[,，;；/|、])|(?P<and>and|&))?[ \t*_`"'\[({]*""",
-    re.VERBOSE,
-)
-_PAIR_GAP_NEWLINE = re.compile(r"""[ \t*_`"',]*\n[ \t*_`"'\-]*""")
-_OPEN_BRACKET = re.compile(r"""[(\[{][ \t"'`]*\Z""")
-_CLOSE_BRACKET = re.compile(r"""[ \t"'`°]*[)\]}]""")
-_GEOJSON_POINT = re.compile(r"""["']type["'][ \t]*:[ \t]*["']Point["']""")
-
-# A data refusal: {"latitude": null}, "lat": "unknown", latitude: N/A.
-_NULL_VALUE = re.compile(
-    r"""(?<![0-9A-Za-z])lat(?:itude)?["']?[ \t]*[:=][ \t]*(?:null|none|nan|n/?a|unknown|["'](?:unknown|n/?a|none|null|nan|-*)["'])(?![A-Za-z])""",
-    re.IGNORECASE,
-)
-
-_NULL_HINTS = ("null", "none", "nan", "n/a", "na", "unknown", '""', "''", "-")
-
-# --- commitment, alternatives, refusals ----------------------------------------------
-
-_COMMIT = re.compile(
-    r"""(?:
-        final[ \t]+(?:answer|coordinates?|guess|estimate|prediction|location|response|result|output|decision|choice)
-      | (?:my|the)[ \t]+best[ \t]+(?:guess|estimate|bet)|best[ \t]+guess
-      | (?:I'?ll|I[ \t]+will|I'?m[ \t]+going|I[ \t]+am[ \t]+going|let'?s)[ \t]+go[ \t]+with|going[ \t]+with
-      | my[ \t]+(?:answer|guess|prediction|estimate|pick|choice)(?:[ \t]+(?:is|would[ \t]+be|will[ \t]+be))?
-      | the[ \t]+answer[ \t]+is|answer[ \t]*[:：]
-      | in[ \t]+conclusion|to[ \t]+conclude|conclusion[ \t]*[:：]|in[ \t]+summary|to[ \t]+summari[sz]e
-      | settle[ \t]+on|commit(?:ting)?[ \t]+to|predicted[ \t]+(?:location|coordinates)|estimated[ \t]+(?:location|coordinates)
-      | most[ \t]+likely[ \t]+(?:location|coordinates|answer|spot|place)
-      | 最终答案|最终坐标|最终结论|答案[:：]|结论[:：]|综上
-    )""",
-    re.IGNORECASE | re.VERBOSE,
-)
-
-_COMMIT_LOWER = re.compile(_COMMIT.pattern.lower(), re.VERBOSE)
-
-# Cheap `in` checks on the lower-cased region that must pass before _COMMIT runs.
-_COMMIT_HINTS = (
-    "final",
-    "best",
-    "go with",
-    "going with",
-    "my ",
-    "answer",
-    "conclu",
-    "summar",
-    "settl",
-    "commit",
-    "predicted",
-    "estimated",
-    "most likely",
-    "最终",
-    "答案",
-    "结论",
-    "综上",
-)
-
-_ALTERNATIVE = re.compile(
-    r"""(?<![A-Za-z])(?:
-        alternative(?:ly|s)?|another[ \t]+(?:possibility|option|candidate|guess|choice)|other[ \t]+(?:possibilit|option|candidat)
-      | second(?:ary)?[ \t]+(?:guess|choice|candidate|option|possibility)|could[ \t]+also[ \t]+be|might[ \t]+also[ \t]+be
-      | may[ \t]+also[ \t]+be|less[ \t]+likely|unlikely|runner[- ]up|backup|rather[ \t]+than|instead[ \t]+of
-      | rul(?:e|ed|ing)[ \t]+out|ruled|excluded?|not[ \t]+(?:the[ \t]+)?(?:answer|location|it)|or
-      | (?<=[,;—–])[ \t]*not(?=[ \t]+(?!(?:far|too|very|so|much|more|less|only|just|quite|exactly|that|sure|certain)(?![A-Za-z])))
-      | 或者|也可能|备选
-    )(?![A-Za-z])""",
-    re.IGNORECASE | re.VERBOSE,
-)
-_SENTENCE_END = re.compile(r"[.!?。！？](?:\s|$)|\n")
-_RANKED_ITEM = re.compile(
-    r"""[ \t>*_\-]*(?:(?:option|candidate|guess|choice|possibility|alternative)[ \t]*)?\#?[ \t]*(?:[2-9]|1[0-9])[.):：]""",
-    re.IGNORECASE,
-)
-
-_REFUSAL_RE = re.compile(
-    r"""(?<![A-Za-z])(?:
-        can[ \t]?not|can'?t|can’t|couldn'?t|couldn’t|unable|not[ \t]+(?:be[ \t]+)?able|impossible|not[ \t]+possible
-      | don'?t[ \t]+know|don’t[ \t]+know|do[ \t]+not[ \t]+know|no[ \t]+way[ \t]+to|sorry|apologi[sz]e|refuse|decline
-      | (?:don'?t|don’t|do[ \t]+not)[ \t]+think[ \t]+(?:I|we)[ \t]+can
-      | not[ \t]+(?:confident|sure)[ \t]+enough|(?:don'?t|don’t|do[ \t]+not)[ \t]+feel[ \t]+confident
-      | won'?t[ \t]+be[ \t]+able|unknown|undetermin\w*|indeterminate|not[ \t]+determinable|insufficient
-      | not[ \t]+enough[ \t]+(?:information|detail|details|clues|context|visual)|no[ \t]+(?:clear|identifiable|distinctive|definitive|discernible|recognizable|obvious)
-      | n/a|null|none|nan|no[ \t]+answer|privacy
-      | 无法|不能确定|不确定|抱歉|未知
-    )(?![A-Za-z])""",
-    re.IGNORECASE | re.VERBOSE,
-)
-
-_MINUS = frozenset("-−－﹣")
-_SOUTH_WEST = frozenset(("S", "W", "s", "w"))
 
 
 @dataclass(slots=True)
@@ -405,7 +234,7 @@ def has_think_answer_format(text: str | None) -> bool:
     for tag in ("<think>", "</think>", "<answer>", "</answer>"):
         if text.count(tag) != 1:
             return False
-    m = _FORMAT.fullmatch(text)
+    m = FORMAT.fullmatch(text)
     return m is not None and bool(m.group(2).strip())
 
 
@@ -424,7 +253,7 @@ def _parse(text: str | None) -> ParsedAnswer:
 
     candidates = _candidates(region)
     if not candidates:
-        failed = _REFUSAL if _REFUSAL_RE.search(region) else _NO_ANSWER
+        failed = _REFUSAL if REFUSAL_RE.search(region) else _NO_ANSWER
         return _with_flags(failed, _coords_elsewhere(text, region))
     chosen = _choose(region, candidates)
     if chosen is None:
@@ -440,7 +269,7 @@ def _answer_region(text: str) -> str:
     """The text that may hold the answer: the last <answer> block, else non-reasoning text."""
     if "<" not in text:
         return text
-    tags = list(_TAG.finditer(text))
+    tags = list(TAG.finditer(text))
     if not tags:
         return text
     reasoning: list[tuple[int, int]] = []
@@ -494,7 +323,7 @@ def _components(region: str) -> list[_Component]:
     comps: list[_Component] = []
     prev_end = 0
     geojson: bool | None = None
-    for m in _COMPONENT.finditer(region):
+    for m in COMPONENT.finditer(region):
         start, end = m.span()
         phemi, sign, deg_text, degmark, minutes, seconds, hemi = m.group(
             "phemi", "sign", "deg", "degmark", "min", "sec", "hemi"
@@ -509,37 +338,37 @@ def _components(region: str) -> list[_Component]:
             value += mv / 60.0 + sv / 3600.0
         hemi = hemi or phemi
         hemi_axis = None
-        negative = sign in _MINUS
+        negative = sign in MINUS
         if hemi:
             h = hemi[0].upper()
             hemi_axis = "lat" if h in "NS" else "lon"
             negative = h in "SW"
-        unit = _UNIT_AFTER.match(region, end) is not None
+        unit = UNIT_AFTER.match(region, end) is not None
 
         label = None
         label_start = start
         quoted = False
-        window_start = max(prev_end, start - _LABEL_WINDOW)
-        lm = _LABEL_REV.match(region[window_start:start][::-1]) if start > window_start else None
+        window_start = max(prev_end, start - LABEL_WINDOW)
+        lm = LABEL_REV.match(region[window_start:start][::-1]) if start > window_start else None
         if lm is not None:
             label_start = start - lm.end()
             tail = lm.group("tail")
             quoted = ("'" in tail or '"' in tail) and (":" in tail or "=" in tail)
             kind = lm.lastgroup
-            label = _LABEL_KINDS.get(kind, kind)
-            if kind in _CJK_SIGNS:
-                if _CJK_SIGNS[kind]:
+            label = LABEL_KINDS.get(kind, kind)
+            if kind in CJK_SIGNS:
+                if CJK_SIGNS[kind]:
                     negative = True
                 elif hemi is None:
                     negative = False
             if label == "ctx" and lm.group("ctx").lower().endswith("drooc"):
                 if geojson is None:
-                    geojson = _GEOJSON_POINT.search(region) is not None
+                    geojson = GEOJSON_POINT.search(region) is not None
                 if geojson:
                     label = "lonlat"
         label_end = end
         if label is None and not unit:
-            sm = _SUFFIX_LABEL.match(region, end)
+            sm = SUFFIX_LABEL.match(region, end)
             if sm is not None:
                 label = "lat" if sm.group("lat") else "lon"
                 label_end = sm.end()
@@ -586,17 +415,17 @@ def _unnamed_pair(region: str, a: _Component, b: _Component) -> _Candidate | Non
     if len(gap) > 16:
         return None
     strong = a.dms or b.dms or a.hemi_axis is not None or b.hemi_axis is not None
-    gm = _PAIR_GAP.fullmatch(gap)
+    gm = PAIR_GAP.fullmatch(gap)
     if gm is None:
-        if not (strong and _PAIR_GAP_NEWLINE.fullmatch(gap)):
+        if not (strong and PAIR_GAP_NEWLINE.fullmatch(gap)):
             return None
     elif gm.group("and") is not None:
         if not strong:
             return None
     elif gm.group("punct") is None and not ((a.decimal and b.decimal) or strong) or not gap and not strong:
         return None
-    bracketed = bool(_OPEN_BRACKET.search(region, max(0, a.start - 4), a.start)) and bool(
-        _CLOSE_BRACKET.match(region, b.end)
+    bracketed = bool(OPEN_BRACKET.search(region, max(0, a.start - 4), a.start)) and bool(
+        CLOSE_BRACKET.match(region, b.end)
     )
     context = a.label in ("ctx", "latlon", "lonlat", "lat", "lon")
     if not (strong or (a.decimal and b.decimal) or bracketed or context):
@@ -643,8 +472,8 @@ def _candidates(region: str) -> list[_Candidate]:
                 continue
         i += 1
     lowered = region.lower()
-    if "lat" in lowered and any(h in lowered for h in _NULL_HINTS):
-        for m in _NULL_VALUE.finditer(region):
+    if "lat" in lowered and any(h in lowered for h in NULL_HINTS):
+        for m in NULL_VALUE.finditer(region):
             out.append(_Candidate(m.start(), m.end(), math.nan, math.nan, True, "refusal", refusal=True))
         out.sort(key=lambda c: c.start)
     return out
@@ -652,15 +481,15 @@ def _candidates(region: str) -> list[_Candidate]:
 
 def _is_alternative(region: str, cand: _Candidate, since: int) -> bool:
     line_start = region.rfind("\n", 0, cand.start) + 1
-    if _RANKED_ITEM.match(region, line_start) and line_start >= since:
+    if RANKED_ITEM.match(region, line_start) and line_start >= since:
         return True
     lo = max(since, cand.start - 200)
     last = None
-    for last in _ALTERNATIVE.finditer(region, lo, cand.start):  # noqa: B007 - keep the last
+    for last in ALTERNATIVE.finditer(region, lo, cand.start):  # noqa: B007 - keep the last
         pass
     if last is None:
         return False
-    return _SENTENCE_END.search(region, last.end(), cand.start) is None
+    return SENTENCE_END.search(region, last.end(), cand.start) is None
 
 
 def _choose(region: str, candidates: list[_Candidate]) -> _Candidate | None:
@@ -669,17 +498,17 @@ def _choose(region: str, candidates: list[_Candidate]) -> _Candidate | None:
     since = 0
     lowered = region.lower()
     markers = []
-    if any(h in lowered for h in _COMMIT_HINTS):
+    if any(h in lowered for h in COMMIT_HINTS):
         # Case-sensitive search on lower-cased text is ~4x faster than IGNORECASE; lower()
         # keeps offsets unless a character changes length (then use the slow path).
         same = len(lowered) == len(region)
-        markers = list(_COMMIT_LOWER.finditer(lowered) if same else _COMMIT.finditer(region))
+        markers = list(COMMIT_LOWER.finditer(lowered) if same else COMMIT.finditer(region))
     for k, mk in enumerate(reversed(markers)):
         after = [c for c in candidates if c.start >= mk.end()]
         if after:
             pool, pick_first, since = after, True, mk.end()
             break
-        if k == 0 and _REFUSAL_RE.search(region, mk.end()):
+        if k == 0 and REFUSAL_RE.search(region, mk.end()):
             return None  # "Final answer: I cannot tell where this is."
     if len(pool) == 1:
         return pool[0]
@@ -737,7 +566,9 @@ def _doubts(region: str, candidates: list[_Candidate], chosen: _Candidate, resul
     usable = [c for c in candidates if _usable(c)]
     if len(usable) > 1 and _distinct([(c.lat, c.lon) for c in usable]) > 1:  # else one point at most: cheap exit
         named = [c for c in usable if c.named]
-        pool = named or [c for i, c in enumerate(usable) if not _is_alternative(region, c, usable[i - 1].end if i else 0)]
+        pool = named or [
+            c for i, c in enumerate(usable) if not _is_alternative(region, c, usable[i - 1].end if i else 0)
+        ]
         if len(pool) > 1 and _distinct([(c.lat, c.lon) for c in pool]) > 1:
             flags.append("multiple_answers")
     return tuple(flags)
