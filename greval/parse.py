@@ -60,8 +60,8 @@ Rules, applied in this order
       followed by a candidate, only the candidates after the LAST such phrase count,
       and the FIRST of them is the answer (what follows it is usually explanation:
       "48.85, 2.35, near the Louvre, 1 km from 48.86, 2.29"). If the last commitment
-      phrase is followed by no candidate but by a refusal ("Final answer: I cannot
-      tell"), the result is REFUSAL.
+      phrase introduces a refusal ("Final answer: I cannot tell"), the result is
+      REFUSAL (rule 6 says when it does).
    b. Otherwise the LAST candidate is the answer (reasoning comes before conclusions).
    c. Candidates introduced as alternatives are skipped unless nothing else is left:
       an "alternatively", "or", "could also be", "rather than", "less likely", "ruled
@@ -79,15 +79,33 @@ Rules, applied in this order
    (a place name without coordinates is NO_ANSWER: greval does not geocode names).
 
 6. **A caveat never erases a given answer.** A refusal is the answer only when it IS
-   what the last final-answer marker introduces (rule 4a), or when no usable coordinate
-   is offered at all (rule 5). A caveat about certainty, before or after the answer
+   what the last commitment phrase introduces, or when no usable coordinate is offered
+   at all (rule 5). A caveat about certainty or precision, before or after the answer
    ("my best guess", "I cannot be 100% certain", "impossible to pinpoint the exact
-   street", "**Important Note:** ... an educated guess") changes nothing:
-   `{"lat": 19.076, "long": 72.8777}` followed by such a note is OK at those coordinates.
+   street", "**Important Note:** ... an educated guess", "I can't be more precise")
+   changes nothing: `{"lat": 19.076, "long": 72.8777}` followed by such a note is OK at
+   those coordinates. The last commitment phrase introduces a refusal when
+   - a coordinate follows it and the refusal is written as its value, ending the clause:
+     "Final coordinates: N/A — ...", "Final answer: Unknown. (I first thought 41.9,
+     12.5)" (but not "Final answer: Unknown street, Rome: 41.9, 12.5");
+   - no coordinate follows it and a refusal phrase after it is not a caveat. A caveat
+     is a refusal phrase whose own clause (within , ; : . and at most 60 characters
+     either side) names certainty ("certain", "sure", "100 %", "confirm", "verify",
+     "guarantee", "more precise", "further") or, except in the clause the phrase
+     introduces with ":" or "is", precision ("exact", "precise", "pinpoint", "street", "accurate"). So
+     "Final answer: I cannot determine the exact location" is a refusal, while "48.85,
+     2.35 is my final answer, though I cannot pinpoint the exact street" stays OK.
+   A refusal followed by coordinates ("I can't determine the exact address, but ...
+   43.77, 11.26") is OK at the coordinates: they are offered.
 
 7. **Null Island is a placeholder.** An answer of exactly (0, 0) (`"latitude": "0",
    "longitude": "0"` beside `"city": "Unknown"`, `0.0000, 0.0000`) is a refusal written
    as data: REFUSAL (source "null_island"), flagged `null_island`.
+
+`ParsedAnswer.span` is where the decision was read, as offsets into the raw text: the
+chosen coordinate (for Null Island too), the refusal phrase, or the final-answer marker
+through the refusal it introduces; None for EMPTY and NO_ANSWER. `greval audit` shows
+the text around it.
 
 Flags
 -----
@@ -111,19 +129,24 @@ from __future__ import annotations
 
 import bisect
 import math
+import re
 from dataclasses import dataclass
 from enum import Enum
 
 from greval.parse_patterns import (
     ALTERNATIVE,
+    CERTAINTY_WORDS,
     CJK_SIGNS,
+    CLAUSE_END,
     CLOSE_BRACKET,
     COMMIT,
     COMMIT_HINTS,
     COMMIT_LOWER,
     COMPONENT,
+    DATA_REFUSAL_AFTER_MARKER,
     FORMAT,
     GEOJSON_POINT,
+    INTRODUCES,
     LABEL_KINDS,
     LABEL_REV,
     LABEL_WINDOW,
@@ -133,6 +156,7 @@ from greval.parse_patterns import (
     OPEN_BRACKET,
     PAIR_GAP,
     PAIR_GAP_NEWLINE,
+    PRECISION_WORDS,
     RANKED_ITEM,
     REFUSAL_RE,
     SENTENCE_END,
@@ -160,6 +184,9 @@ class ParsedAnswer:
     source: str | None = None  # which rule matched: "json", "labelled", "pair", "dms", ...
     # Doubts about this reading, for `greval audit` (see "Flags" in the module docstring).
     flags: tuple[str, ...] = ()
+    # Where in the text the decision was made, [start, end) offsets: the chosen coordinate,
+    # or the refusal (from its final-answer marker). None for EMPTY and NO_ANSWER.
+    span: tuple[int, int] | None = None
 
     @property
     def ok(self) -> bool:
@@ -168,7 +195,6 @@ class ParsedAnswer:
 
 _EMPTY = ParsedAnswer(None, None, ParseStatus.EMPTY)
 _NO_ANSWER = ParsedAnswer(None, None, ParseStatus.NO_ANSWER)
-_REFUSAL = ParsedAnswer(None, None, ParseStatus.REFUSAL, "refusal")
 
 _MAX_REGION = 64 * 1024  # longer regions keep their first and last half of this
 
@@ -244,34 +270,74 @@ def has_think_answer_format(text: str | None) -> bool:
 def _parse(text: str | None) -> ParsedAnswer:
     if not isinstance(text, str) or not text or text.isspace():
         return _EMPTY
-    region = _answer_region(text)
+    region, pieces = _answer_region(text)
     if len(region) > _MAX_REGION:
         half = _MAX_REGION // 2
-        region = region[:half] + "\n" + region[-half:]
+        cut = len(region) - half  # region[cut:] follows the "\n" at half
+        pieces = _cut_pieces(pieces, half, cut)
+        region = region[:half] + "\n" + region[cut:]
     if not region or region.isspace():
         return _NO_ANSWER
 
     candidates = _candidates(region)
     if not candidates:
-        failed = _REFUSAL if REFUSAL_RE.search(region) else _NO_ANSWER
-        return _with_flags(failed, _coords_elsewhere(text, region))
-    chosen = _choose(region, candidates)
+        m = REFUSAL_RE.search(region)
+        if m is None:
+            return _with_flags(_NO_ANSWER, _coords_elsewhere(text, region))
+        where = _span(pieces, *m.span())
+        return ParsedAnswer(None, None, ParseStatus.REFUSAL, "refusal", _coords_elsewhere(text, region), where)
+    chosen, refusal = _choose(region, candidates)
     if chosen is None:
-        return _with_flags(_REFUSAL, ("coords_in_refusal",) if any(map(_usable, candidates)) else ())
-    result = _result(chosen)
-    if result.ok and result.lat == 0.0 and result.lon == 0.0:
+        flags = ("coords_in_refusal",) if any(map(_usable, candidates)) else ()
+        return ParsedAnswer(None, None, ParseStatus.REFUSAL, "refusal", flags, refusal and _span(pieces, *refusal))
+    where = _span(pieces, chosen.start, chosen.end)
+    status = _status(chosen)
+    if status is ParseStatus.OK and chosen.lat == 0.0 and chosen.lon == 0.0:
         # Null Island: "0, 0" beside "city: Unknown" is a refusal written as data.
-        return ParsedAnswer(None, None, ParseStatus.REFUSAL, "null_island", ("null_island",))
-    return _with_flags(result, _doubts(region, candidates, chosen, result))
+        return ParsedAnswer(None, None, ParseStatus.REFUSAL, "null_island", ("null_island",), where)
+    if status is ParseStatus.REFUSAL:  # a refusal written as data: {"lat": null}
+        flags = ("coords_in_refusal",) if any(map(_usable, candidates)) else ()
+        return ParsedAnswer(None, None, status, "refusal", flags, where)
+    flags = _doubts(region, candidates, chosen, status)
+    if status is ParseStatus.OK:
+        return ParsedAnswer(chosen.lat, chosen.lon, status, chosen.source, flags, where)
+    return ParsedAnswer(None, None, status, chosen.source, flags, where)
 
 
-def _answer_region(text: str) -> str:
+# Where the pieces of a region come from: (offset in the region, offset in the text), in
+# order; a region position maps to the text through the last piece that starts at or before it.
+_Pieces = list[tuple[int, int]]
+_WHOLE: _Pieces = [(0, 0)]
+
+
+def _span(pieces: _Pieces, a: int, b: int) -> tuple[int, int]:
+    """Region offsets [a, b) as offsets into the raw text."""
+    if pieces is _WHOLE:
+        return a, b
+    return _to_text(pieces, a), _to_text(pieces, max(a, b - 1)) + 1
+
+
+def _to_text(pieces: _Pieces, pos: int) -> int:
+    if len(pieces) == 1:
+        return pieces[0][1] + pos
+    k = bisect.bisect_right(pieces, (pos, math.inf)) - 1
+    return pieces[k][1] + pos - pieces[k][0]
+
+
+def _cut_pieces(pieces: _Pieces, half: int, cut: int) -> _Pieces:
+    """The pieces of region[:half] + "\n" + region[cut:]."""
+    head = [p for p in pieces if p[0] < half]
+    tail = [(r - cut + half + 1, t) for r, t in pieces if r > cut]
+    return [*head, (half + 1, _to_text(pieces, cut)), *tail]
+
+
+def _answer_region(text: str) -> tuple[str, _Pieces]:
     """The text that may hold the answer: the last <answer> block, else non-reasoning text."""
     if "<" not in text:
-        return text
+        return text, _WHOLE
     tags = list(TAG.finditer(text))
     if not tags:
-        return text
+        return text, _WHOLE
     reasoning: list[tuple[int, int]] = []
     open_at: int | None = None
     seen_think = False
@@ -306,17 +372,21 @@ def _answer_region(text: str) -> str:
             if t.start() >= chosen.end() and t.group(2).lower() == "answer" and t.group(1):
                 end = t.start()
                 break
-        return text[chosen.end() : end]
+        return text[chosen.end() : end], [(0, chosen.end())]
     if not reasoning:
-        return text
-    pieces = []
-    pos = 0
+        return text, _WHOLE
+    parts: list[str] = []
+    pieces: _Pieces = []
+    pos = at = 0
     for a, b in sorted(reasoning):
         if a > pos:
-            pieces.append(text[pos:a])
+            pieces.append((at, pos))
+            parts.append(text[pos:a])
+            at += a - pos + 1  # the piece and the "\n" that joins it to the next
         pos = max(pos, b)
-    pieces.append(text[pos:])
-    return "\n".join(pieces)
+    pieces.append((at, pos))
+    parts.append(text[pos:])
+    return "\n".join(parts), pieces
 
 
 def _components(region: str) -> list[_Component]:
@@ -492,7 +562,9 @@ def _is_alternative(region: str, cand: _Candidate, since: int) -> bool:
     return SENTENCE_END.search(region, last.end(), cand.start) is None
 
 
-def _choose(region: str, candidates: list[_Candidate]) -> _Candidate | None:
+def _choose(region: str, candidates: list[_Candidate]) -> tuple[_Candidate | None, tuple[int, int] | None]:
+    """The answer (rule 4), or None and the span of the refusal that the last final-answer
+    marker introduces (rule 6)."""
     pool = candidates
     pick_first = False
     since = 0
@@ -505,13 +577,14 @@ def _choose(region: str, candidates: list[_Candidate]) -> _Candidate | None:
         markers = list(COMMIT_LOWER.finditer(lowered) if same else COMMIT.finditer(region))
     for k, mk in enumerate(reversed(markers)):
         after = [c for c in candidates if c.start >= mk.end()]
+        refusal = _introduced_refusal(region, mk, bool(after)) if k == 0 else None
+        if refusal is not None:
+            return None, refusal  # "Final answer: I cannot tell where this is."
         if after:
             pool, pick_first, since = after, True, mk.end()
             break
-        if k == 0 and REFUSAL_RE.search(region, mk.end()):
-            return None  # "Final answer: I cannot tell where this is."
     if len(pool) == 1:
-        return pool[0]
+        return pool[0], None
     kept = []
     prev_end = since
     for c in pool:
@@ -523,7 +596,42 @@ def _choose(region: str, candidates: list[_Candidate]) -> _Candidate | None:
     named = [c for c in pool if c.named]
     if named:
         pool = named
-    return pool[0] if pick_first else pool[-1]
+    return (pool[0] if pick_first else pool[-1]), None
+
+
+def _introduced_refusal(region: str, marker: re.Match[str], answered: bool) -> tuple[int, int] | None:
+    """The refusal the last commitment marker introduces (rule 6), as a span from the marker.
+
+    With a coordinate after the marker, only a refusal written as a value right after it
+    counts ("Final coordinates: N/A — ..."). Without one, a refusal after it that is not a
+    caveat: the first clause of "Final answer: I cannot determine the exact spot" is the
+    answer unless it only doubts certainty ("Final answer: I cannot be 100% sure"); later
+    ones must name neither certainty nor precision ("... my best guess, though I cannot
+    pinpoint the exact street")."""
+    if answered:
+        m = DATA_REFUSAL_AFTER_MARKER.match(region, marker.end())
+        return (marker.start(), m.end()) if m else None
+    intro = INTRODUCES.match(region, marker.end())
+    first_clause = CLAUSE_END.search(region, intro.end()) if intro else None
+    for m in REFUSAL_RE.finditer(region, marker.end()):
+        direct = intro is not None and (first_clause is None or m.start() < first_clause.start())
+        if not _is_caveat(region, m, (CERTAINTY_WORDS,) if direct else (CERTAINTY_WORDS, PRECISION_WORDS)):
+            return marker.start(), m.end()
+    return None
+
+
+_CAVEAT_REACH = 60  # characters on either side of a refusal phrase, within its clause
+
+
+def _is_caveat(region: str, m: re.Match[str], words: tuple[re.Pattern[str], ...]) -> bool:
+    """A refusal phrase whose clause holds one of `words` ("I cannot be 100 % sure",
+    "pinpointing the exact street is impossible"): a caveat, not a refusal."""
+    lo = max(0, m.start() - _CAVEAT_REACH)
+    for b in CLAUSE_END.finditer(region, lo, m.start()):
+        lo = b.end()
+    end = CLAUSE_END.search(region, m.end(), m.end() + _CAVEAT_REACH)
+    hi = end.start() if end else min(len(region), m.end() + _CAVEAT_REACH)
+    return any(w.search(region, lo, m.start()) or w.search(region, m.end(), hi) for w in words)
 
 
 def _usable(c: _Candidate) -> bool:
@@ -555,11 +663,11 @@ def _distinct(points: list[tuple[float, float]]) -> int:
     return len(kept)
 
 
-def _doubts(region: str, candidates: list[_Candidate], chosen: _Candidate, result: ParsedAnswer) -> tuple[str, ...]:
+def _doubts(region: str, candidates: list[_Candidate], chosen: _Candidate, status: ParseStatus) -> tuple[str, ...]:
     flags = []
-    if result.status is ParseStatus.OUT_OF_RANGE:
+    if status is ParseStatus.OUT_OF_RANGE:
         flags.append("out_of_range")
-    if result.ok and chosen.source == "pair" and abs(chosen.lon) <= 90 and chosen.lat != chosen.lon:
+    if status is ParseStatus.OK and chosen.source == "pair" and abs(chosen.lon) <= 90 and chosen.lat != chosen.lon:
         flags.append("order_guess")  # both readings are on the globe: latitude-first is the convention
     # Several different points offered as the answer: two named (JSON / labelled) answers,
     # or, where nothing is named, several pairs none of which is marked as an alternative.
@@ -574,9 +682,9 @@ def _doubts(region: str, candidates: list[_Candidate], chosen: _Candidate, resul
     return tuple(flags)
 
 
-def _result(c: _Candidate) -> ParsedAnswer:
+def _status(c: _Candidate) -> ParseStatus:
     if c.refusal:
-        return _REFUSAL
+        return ParseStatus.REFUSAL
     if not c.valid or not _in_range(c.lat, c.lon):
-        return ParsedAnswer(None, None, ParseStatus.OUT_OF_RANGE, c.source)
-    return ParsedAnswer(c.lat, c.lon, ParseStatus.OK, c.source)
+        return ParseStatus.OUT_OF_RANGE
+    return ParseStatus.OK

@@ -74,7 +74,7 @@ _FILLERS = "is of are approx approximately about around roughly near nearly at v
 _CONTEXT_WORDS = "coordinate coordinates coord coords gps location position latlng latlon lat_lon lat_lng answer guess point 坐标 經緯度 经纬度"
 _NONCOORD_WORDS = (
     "confidence probability certainty score accuracy altitude elevation height radius error uncertainty"
-    " population distance zoom temperature rating version year depth speed size area price cost weight"
+    " population distance zoom temperature rating version year depth speed size price cost weight"
     " width length angle heading bearing time ratio 置信度 海拔"
 )
 _REV_LAT = rf"(?:s?(?:{_rev_alternation(_LAT_WORDS)}))"
@@ -200,6 +200,37 @@ REFUSAL_RE = re.compile(
       | n/a|null|none|nan|no[ \t]+answer|privacy
       | 无法|不能确定|不确定|抱歉|未知
     )(?![A-Za-z])""",
+    re.IGNORECASE | re.VERBOSE,
+)
+
+# A caveat, not a refusal (parse.py rule 6): a refusal phrase whose own clause names what
+# cannot be certain ("I cannot be 100% certain", "unable to confirm this", "can't say for
+# sure", "cannot be more precise") or how precise the answer is ("pinpointing the exact spot is practically
+# impossible", "can't narrow it down to a street").
+CERTAINTY_WORDS = re.compile(
+    r"""(?<![A-Za-z])(?:
+        certain(?:ty|ly)?|sure|definitive(?:ly)?|definite(?:ly)?|100[ \t]?%|100[ \t]?percent
+      | confirm\w*|guarantee\w*|verif(?:y|ied)|确定
+      | (?:any[ \t]+)?more[ \t]+(?:precise(?:ly)?|specific(?:ally)?|accurate(?:ly)?|exact(?:ly)?|detailed)|further
+    )(?![A-Za-z])""",
+    re.IGNORECASE | re.VERBOSE,
+)
+PRECISION_WORDS = re.compile(
+    r"""(?<![A-Za-z])(?:
+        exact(?:ly)?|precise(?:ly)?|precision|pinpoint\w*|accurate(?:ly)?|accuracy|more[ \t]+specific
+      | narrow(?:ed)?[ \t]+(?:it[ \t]+)?down|street|精确|准确
+    )(?![A-Za-z])""",
+    re.IGNORECASE | re.VERBOSE,
+)
+# The marker introduces what follows it: "Final answer: ...", "My best guess is ...".
+INTRODUCES = re.compile(r"""[ \t*_`"']*(?:[:：=]|is|would[ \t]+be|will[ \t]+be)""", re.IGNORECASE)
+CLAUSE_END = re.compile(r"[,;:.!?\n。，；：！？]")
+
+# A refusal written as a value right after the final-answer marker, ending its clause:
+# "Final coordinates: N/A — ...", "Final answer: Unknown. (Earlier I considered ...)".
+DATA_REFUSAL_AFTER_MARKER = re.compile(
+    r"""[ \t\n:：*_`"'=>#-]*(?:n/?a|unknown|none|null|nan|undetermined|indeterminate|not[ \t]+determinable
+      | can[ \t]?not[ \t]+be[ \t]+determined|no[ \t]+answer|未知|无法确定)[ \t*_`"']*(?:[.;,(\n—–-]|$)""",
     re.IGNORECASE | re.VERBOSE,
 )
 
