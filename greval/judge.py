@@ -247,6 +247,37 @@ def add_cot_to_run_metrics(run_dir: Path, metrics: dict, keys=None, seed: int = 
 # ------------------------------------------------------------------------- the run
 
 
+def _references(info: dict, data: str | None) -> dict[str, dict[str, str | None]]:
+    """task -> sample_id -> reference chain, from the run's own dataset, loaded again."""
+    from greval.data import load_samples
+
+    references: dict[str, dict[str, str | None]] = {}
+    loaded: dict[str, dict[str, str | None]] = {}
+    for spec in info.get("tasks") or []:
+        key = repr(sorted(spec["dataset"].items()))
+        if key not in loaded:
+            result = load_samples(spec["dataset"], data=data)
+            loaded[key] = {s.sample_id: s.gt_cot for s in result.samples}
+        references[spec["name"]] = loaded[key]
+    return references
+
+
+def _skip_reason(pred: dict, references: dict[str, dict[str, str | None]]) -> str | None:
+    """Why a prediction's chain cannot be judged, or None when it can."""
+    task, sid, output = pred["task"], pred["sample_id"], pred.get("output")
+    if task not in references:
+        return f"task {task!r} is not in run.json"
+    if sid not in references[task]:
+        return "sample not in the reloaded data"
+    if not (references[task][sid] or "").strip():
+        return "no reference chain (gt_cot) in the data"
+    if pred.get("status") == "error" or output is None:
+        return "no model answer (the request errored)"
+    if not output.strip():
+        return "empty model output"
+    return None
+
+
 def judge_run(
     run_dir: Path,
     judge_model: str,
@@ -268,8 +299,7 @@ def judge_run(
 
     from greval.adapter import get_adapter_class
     from greval.cost import cost_summary
-    from greval.data import load_samples
-    from greval.records import ERROR, METRICS, RUN_INFO, read_json, read_predictions, write_json_atomic
+    from greval.records import METRICS, RUN_INFO, read_json, read_predictions, write_json_atomic
     from greval.types import GenerationConfig, Request, Sample
 
     run_dir = Path(run_dir)
@@ -278,15 +308,7 @@ def judge_run(
     info = read_json(run_dir / RUN_INFO)
     data = data or (info.get("args") or {}).get("data") or info.get("data_dir")
 
-    # The reference chains come from the run's own dataset, loaded again.
-    references: dict[str, dict[str, str | None]] = {}
-    loaded: dict[str, dict[str, str | None]] = {}
-    for spec in info.get("tasks") or []:
-        key = repr(sorted(spec["dataset"].items()))
-        if key not in loaded:
-            result = load_samples(spec["dataset"], data=data)
-            loaded[key] = {s.sample_id: s.gt_cot for s in result.samples}
-        references[spec["name"]] = loaded[key]
+    references = _references(info, data)
 
     identity = {"model": judge_model, "template_hash": template_hash()}
     now = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -301,17 +323,7 @@ def judge_run(
         base = {"task": task, "sample_id": sid, "scene": pred.get("scene"), "judged_at": now}
         reference = references.get(task, {}).get(sid)
         output = pred.get("output")
-        reason = None
-        if task not in references:
-            reason = f"task {task!r} is not in run.json"
-        elif sid not in references[task]:
-            reason = "sample not in the reloaded data"
-        elif not (reference or "").strip():
-            reason = "no reference chain (gt_cot) in the data"
-        elif pred.get("status") == ERROR or output is None:
-            reason = "no model answer (the request errored)"
-        elif not output.strip():
-            reason = "empty model output"
+        reason = _skip_reason(pred, references)
         if reason is not None:
             if previous.get((task, sid), {}).get("error") != reason:
                 skipped.append({**base, "status": SKIPPED, "error": reason})
