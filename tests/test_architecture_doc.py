@@ -48,7 +48,9 @@ def test_the_documented_api_provider_runs_and_its_own_fault_reading_is_used(tmp_
     from greval.testing import make_fixture_bench
 
     monkeypatch.setenv("GREVAL_CACHE_DIR", str(tmp_path / "cache"))
-    (body,) = re.findall(r"```python\n# api provider file: tinychat.py\n(.*?)```", DOC.read_text(encoding="utf-8"), re.S)
+    (body,) = re.findall(
+        r"```python\n# api provider file: tinychat.py\n(.*?)```", DOC.read_text(encoding="utf-8"), re.S
+    )
     (tmp_path / "tinychat.py").write_text(body, encoding="utf-8")
     bench = make_fixture_bench(tmp_path / "bench", n=3, seed=0)
 
