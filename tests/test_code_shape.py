@@ -18,7 +18,6 @@ KNOWN_LONG = {
     "greval/data.py": 771,
     "greval/geo.py": 676,
     "greval/parse.py": 643,
-    "adapters/_api.py:ApiAdapter": 418,
     "greval/judge.py:judge_run": 118,
     "greval/run.py:_run": 103,
 }
