@@ -168,7 +168,7 @@ def check_options(adapter_cls: type, options: dict[str, Any]) -> None:
             close = difflib.get_close_matches(key, known, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise AdapterError(
-                f"unknown option {key!r} for the {adapter_cls.name} adapter{hint} Known: {', '.join(known)}"
+                f"unknown option {key!r} for the {adapter_cls.name or adapter_cls.__name__} adapter{hint} Known: {', '.join(known)}"
             )
         kinds = [_TYPES[t.strip()] for t in str(fields[key].type).split("|") if t.strip() in _TYPES]
         ok = (
