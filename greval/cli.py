@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from greval.cli_options import adapter_options, model_call_options
+from greval.cli_options import RUN_SETTINGS, adapter_options, model_call_options
 from greval.errors import GrevalError
 
 EXAMPLES = """
@@ -219,7 +219,7 @@ def run(
     from greval.run import RunOptions, parse_shard
     from greval.run import run as run_eval
 
-    options = adapter_options(adapter_flags, extra)
+    options = adapter_options(adapter_flags, extra, RUN_SETTINGS)
     if max_tokens is not None:
         options["max_new_tokens"] = max_tokens
     if temperature is not None:

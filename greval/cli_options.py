@@ -71,11 +71,26 @@ def model_call_options(*, for_run: bool) -> Callable[[Callable], Callable]:
     return apply
 
 
-def adapter_options(flags: dict[str, Any], extra: tuple[str, ...]) -> dict[str, Any]:
+# The settings a command itself passes the adapter (and records as its own): -M may not set
+# them, or run.json would record one value while the adapter used another. name -> what to do.
+RUN_SETTINGS = {"seed": "use --seed", "max_new_tokens": "use --max-tokens", "temperature": "use --temperature"}
+JUDGE_SETTINGS = {
+    "seed": "the judge sets it (a new seed for each re-ask)",
+    "max_new_tokens": "use --max-tokens",
+    "temperature": "the judge always asks at temperature 0",
+}
+
+
+def adapter_options(flags: dict[str, Any], extra: tuple[str, ...], settings: dict[str, str]) -> dict[str, Any]:
     """The adapter's options: the flags given (unset ones dropped), then each -M KEY=VALUE.
-    A -M that contradicts a flag given for the same option is refused, not silently ranked."""
+    A -M that contradicts a flag given for the same option is refused, not silently ranked;
+    so is a -M naming one of the command's own `settings`."""
     options = {k: v for k, v in flags.items() if v not in (None, False)}
     for key, value in parse_model_options(extra).items():
+        if key in settings:
+            raise click.UsageError(
+                f"-M {key}: this is a setting of the command, not an adapter option; {settings[key]}"
+            )
         if key in options and options[key] != value:
             raise click.UsageError(
                 f"-M {key}={value!r} contradicts the flag --{key.replace('_', '-')} {options[key]!r}"

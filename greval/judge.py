@@ -45,7 +45,7 @@ from pathlib import Path
 
 import click
 
-from greval.cli_options import adapter_options, model_call_options
+from greval.cli_options import JUDGE_SETTINGS, adapter_options, model_call_options
 from greval.errors import GrevalError
 
 COT_FILE = "cot.jsonl"  # = greval.records.COT
@@ -498,7 +498,7 @@ def judge_cli(run_dir, judge_model, data, max_tokens, limit, extra, quiet, **ada
 
     from greval.adapter import check_options, get_adapter_class
 
-    options = adapter_options(adapter_flags, extra)  # the flags and -M set the openai adapter's options
+    options = adapter_options(adapter_flags, extra, JUDGE_SETTINGS)  # the flags and -M set the openai adapter's options
     check_options(get_adapter_class("openai"), options)
     # A JudgeError reaches greval's CLI error handler: one line, exit status 2.
     record = judge_run(

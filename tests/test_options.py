@@ -94,6 +94,8 @@ def test_judge_shares_runs_options_and_refuses_typos(tmp_path, monkeypatch):
     args = ["judge", str(run), "--judge-model", JUDGE, "-q"]
     typo = CliRunner().invoke(main, [*args, "-M", "concurency=2"])
     assert typo.exit_code == 2 and "did you mean 'concurrency'?" in typo.output and "Traceback" not in typo.output
+    fixed = CliRunner().invoke(main, [*args, "-M", "temperature=0.7"])  # the judge's own setting
+    assert fixed.exit_code == 2 and "temperature 0" in fixed.output
     with FakeAPI(latency=0.05, responder=lambda entry: judgement(2, 2, [1], [1, 2])) as api:
         clash = CliRunner().invoke(
             main, [*args, "--base-url", api.openai_url, "--concurrency", "3", "-M", "concurrency=2"]
@@ -102,3 +104,8 @@ def test_judge_shares_runs_options_and_refuses_typos(tmp_path, monkeypatch):
         result = CliRunner().invoke(main, [*args, "-M", f"base_url={api.openai_url}", "-M", "concurrency=2"])
         assert result.exit_code == 0, result.output
         assert api.count == 4 and api.peak_in_flight == 2  # four judge requests, two at a time
+
+
+def test_run_settings_are_not_adapter_options(tmp_path):
+    result = CliRunner().invoke(main, ["run", "-a", "random", "--data", str(tmp_path), "-M", "seed=3"])
+    assert result.exit_code == 2 and "use --seed" in result.output
