@@ -174,14 +174,14 @@ def compare(run_a, run_b, granularity, seed, as_json, ignore_data_hash) -> None:
     import json
 
     from greval.compare import compare_records, different_data
-    from greval.records import read_predictions
+    from greval.records import METRICS, read_predictions
     from greval.report import ReportError
 
     names = _granularities(granularity)
     # Distances as each run measured them (metrics.json), so A and B match their own reports.
     earths = {
-        json.loads((d / "metrics.json").read_text(encoding="utf-8")).get("earth", "haversine")
-        if (d / "metrics.json").is_file()
+        json.loads((d / METRICS).read_text(encoding="utf-8")).get("earth", "haversine")
+        if (d / METRICS).is_file()
         else "haversine"
         for d in (run_a, run_b)
     }
@@ -219,7 +219,9 @@ def compare(run_a, run_b, granularity, seed, as_json, ignore_data_hash) -> None:
 def _run_info(run_dir: Path) -> dict:
     import json
 
-    path = run_dir / "run.json"
+    from greval.records import RUN_INFO
+
+    path = run_dir / RUN_INFO
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 

@@ -6,7 +6,16 @@ from pathlib import Path
 
 from greval.cost import merged as merged_cost
 from greval.errors import GrevalError
-from greval.records import ERROR, RUN_INFO, Prediction, PredictionWriter, read_json, read_predictions, write_json_atomic
+from greval.records import (
+    ERROR,
+    PREDICTIONS,
+    RUN_INFO,
+    Prediction,
+    PredictionWriter,
+    read_json,
+    read_predictions,
+    write_json_atomic,
+)
 
 
 class MergeError(GrevalError):
@@ -24,7 +33,7 @@ def merge_runs(run_dirs: list[Path], output: Path) -> dict:
         raise MergeError(f"runs of different models cannot be merged: {sorted(map(str, models))}")
     if Path(output).resolve() in {Path(d).resolve() for d in run_dirs}:
         raise MergeError("--output must be a new folder, not one of the runs being merged")
-    if (Path(output) / "predictions.jsonl").exists():
+    if (Path(output) / PREDICTIONS).exists():
         raise MergeError(f"{output} already holds predictions; choose a new folder")
 
     shards = [tuple(s) for i in infos if (s := i.get("args", {}).get("shard"))]

@@ -21,6 +21,7 @@ PREDICTIONS = "predictions.jsonl"
 METRICS = "metrics.json"
 RUN_INFO = "run.json"
 COT = "cot.jsonl"  # `greval judge`: one record per judged chain
+PROBLEMS = "problems.txt"  # the data problems of the last run, one per line
 
 
 @dataclass

@@ -37,6 +37,7 @@ from greval.provenance import ANSWER_OPTIONS, SCORING_LIBRARIES, check_resumable
 from greval.records import (
     ERROR,
     METRICS,
+    PROBLEMS,
     RUN_INFO,
     SCHEMA_VERSION,
     TRUNCATED,
@@ -286,7 +287,7 @@ def _report_data_problems(run_dir: Path, data_problems: list[tuple[str, str]], i
     """Samples whose image could not be read: named on stderr and in problems.txt, counted
     with the skipped samples in run.json, left out of n; the next run looks at them again."""
     messages = list(dict.fromkeys(message for _, message in data_problems))
-    with (run_dir / "problems.txt").open("a", encoding="utf-8") as f:
+    with (run_dir / PROBLEMS).open("a", encoding="utf-8") as f:
         f.write("".join(m + "\n" for m in messages))
     skipped = info.setdefault("skipped", {})
     skipped["image cannot be read"] = skipped.get("image cannot be read", 0) + len(messages)
@@ -294,7 +295,7 @@ def _report_data_problems(run_dir: Path, data_problems: list[tuple[str, str]], i
     shown = "\n  ".join(messages[:5]) + (f"\n  … and {len(messages) - 5} more" if len(messages) > 5 else "")
     print(
         f"greval: {len(messages)} sample(s) skipped, their image cannot be read (nothing was sent for them; "
-        f"fix the files and re-run to ask them; list in {run_dir / 'problems.txt'}):\n  {shown}",
+        f"fix the files and re-run to ask them; list in {run_dir / PROBLEMS}):\n  {shown}",
         file=sys.stderr,
     )
 
@@ -329,7 +330,7 @@ def score_run_dir(
 ) -> dict[str, Any]:
     """metrics.json from the records on disk (restricted to `keys` when given)."""
     from greval.constants import THRESHOLDS_KM
-    from greval.judge import add_cot_to_run_metrics
+    from greval.cot import add_cot_to_run_metrics
     from greval.score import score_records
 
     records = read_predictions(run_dir) if records is None else records
@@ -359,12 +360,12 @@ def run(opts: RunOptions) -> RunResult:
 
 def _report_load_problems(run_dir: Path, problems: list, skipped: list) -> None:
     """The data's problems: problems.txt (this run's only) and the first five on stderr."""
-    (run_dir / "problems.txt").unlink(missing_ok=True)  # this run's problems only
+    (run_dir / PROBLEMS).unlink(missing_ok=True)  # this run's problems only
     if problems:
         lines = [str(p) for p in problems]
-        (run_dir / "problems.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        (run_dir / PROBLEMS).write_text("\n".join(lines) + "\n", encoding="utf-8")
         shown = "\n  ".join(lines[:5])
-        more = f"\n  … and {len(problems) - 5} more in {run_dir / 'problems.txt'}" if len(problems) > 5 else ""
+        more = f"\n  … and {len(problems) - 5} more in {run_dir / PROBLEMS}" if len(problems) > 5 else ""
         print(
             f"greval: {len(problems)} problem(s) in the data ({len(skipped)} samples skipped):\n  {shown}{more}",
             file=sys.stderr,

@@ -7,7 +7,7 @@ values among n_total samples (resampling n_total: a sample without a value, e.g.
 unparsed answer, is drawn too and counts toward n, as in the metric itself), exactly in
 distribution and without materialising n_boot resamples (see greval/score.py's docstring
 for the derivations). `percentile_ci` turns replicates into a 95 % percentile interval.
-greval.score, greval.compare and greval.judge use these; so can any analysis of runs.
+greval.score, greval.compare and greval.cot use these; so can any analysis of runs.
 """
 
 from __future__ import annotations

@@ -17,7 +17,6 @@ MAX_MODULE, MAX_FUNCTION, MAX_CLASS = 600, 100, 300
 KNOWN_LONG = {
     "greval/geo.py": 676,
     "greval/parse.py": 643,
-    "greval/judge.py:judge_run": 118,
     "greval/run.py:_run": 103,
 }
 

@@ -10,7 +10,8 @@ from _fake_api import FakeAPI
 from click.testing import CliRunner
 
 from greval.cli import main
-from greval.judge import COT_FILE, JudgeAnswerError, judge_cli, model_reasoning, parse_judgement
+from greval.cot import COT_FILE, JudgeAnswerError, model_reasoning, parse_judgement
+from greval.judge import judge_cli
 from greval.testing import make_fixture_bench
 
 JUDGE = "qwen3-judge"
