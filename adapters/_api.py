@@ -3,8 +3,7 @@
 `ApiAdapter.agenerate` takes each request through the same steps:
 
 1. prepare (in a worker thread, so the event loop never waits on it): read the image
-   bytes once, hash them, look the answer up in the response cache, and only on a miss
-   resize / re-encode the image when it must (`prepare_image`) and base64 it;
+   bytes and resize / re-encode them only when they must (`prepare_image`), then base64;
 2. budget: with `--max-cost`, reserve the request's worst-case cost before sending, or
    do not send it at all (`Budget`);
 3. send under the retry policy (`RetryPolicy`, adapters/_retry.py), which owns the
@@ -13,8 +12,10 @@
    An empty answer is retried like a fault; after the last attempt it is returned as
    empty text (`text == ""`, `finish_reason` as the provider said it), which the parser
    records as "empty";
-4. account: tokens and cost per sample, totals in `ApiStats` (`run_summary()`); store
-   real answers in the cache (never errors, never empty text).
+4. account: tokens and cost per sample, totals in `ApiStats` (`run_summary()`).
+
+The response cache is not here: `greval.cache.with_cache` puts it in front of any adapter
+(the run and the judge send through it), so a request it answers never reaches this class.
 
 The parts, each in one place: a provider (openai.py, anthropic.py: a subclass that builds
 the SDK client and the request and reads the reply: `_make_client`, `_call`,
@@ -25,11 +26,8 @@ provider is one adapter file.
 
 How cost counts: `Response.cost_usd` is what THIS run paid for the sample, summed over
 every billed attempt (an empty answer that was retried was still billed), so summing
-`cost_usd` over a run folder's records gives its true spend. A cache hit cost nothing
-now: `cost_usd == 0.0`, `cached=True`, and `meta["original_cost_usd"]` keeps what the
-answer cost when it was bought. `usage` of a cache hit is the cached answer's token
-counts (they describe the answer); `run_summary()` counts only tokens paid for in this
-run, and cache hits separately.
+`cost_usd` over a run folder's records gives its true spend (a cache hit costs 0.0 now;
+greval/cache.py); `run_summary()` counts only tokens paid for in this run.
 
 A request that still fails is a `Response(error=...)` naming the cause ("rate_limit",
 "server_error", "timeout", ...): the run records it as an error and retries it on the
@@ -39,7 +37,6 @@ next run; it is never scored and never dropped.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import os
 import statistics
@@ -54,7 +51,6 @@ from greval.adapters._images import ImageSettings, PreparedImage, prepare_image
 from greval.adapters._retry import Completion, Outcome, RetryPolicy
 
 from greval.adapter import Adapter, AdapterError, option
-from greval.cache import ResponseCache, cache_key
 from greval.pricing import Price, PriceTable
 from greval.types import Request, Response, Usage, image_problem
 
@@ -86,13 +82,6 @@ def http_pool(sdk: Any, concurrency: int) -> Any:
 # -- the adapter base --------------------------------------------------------------------
 
 
-@dataclass
-class _Prepared:
-    key: str | None
-    image: PreparedImage | None = None
-    cached: Any = None
-
-
 class _LoopState:
     """Everything bound to one event loop (asyncio primitives, the SDK's HTTP pool). `slots`
     is where concurrency is limited: at most `--concurrency` requests in flight."""
@@ -115,18 +104,16 @@ def _int_option(options: dict[str, Any], name: str, default: int | None) -> int 
 @dataclass
 class ApiStats:
     """What an API adapter did in this run; `summary()` is run.json's adapter_summary.
-    Tokens and costs count what this run paid for; cache hits are counted apart."""
+    Tokens and costs count what this run paid for (cache hits never reach the adapter)."""
 
     requests: int = 0
     sent: int = 0
     attempts: int = 0
-    cached_hits: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
     reasoning_tokens: int = 0
     cost_usd: float = 0.0
     cost_unknown_requests: int = 0
-    cached_original_cost_usd: float = 0.0
     errors: int = 0
     empty: int = 0
     truncated: int = 0
@@ -154,7 +141,6 @@ class ApiStats:
         return {
             **counts,
             "cost_usd": round(self.cost_usd, 6),
-            "cached_original_cost_usd": round(self.cached_original_cost_usd, 6),
             "retries": sum(self.retries_by_cause.values()),
             "retries_by_cause": dict(self.retries_by_cause),
             "errors_by_cause": dict(self.errors_by_cause),
@@ -206,22 +192,6 @@ def _endpoint(adapter: ApiAdapter, options: dict[str, Any]) -> tuple[str | None,
             )
         key = "not-needed"  # a local server usually checks nothing; the SDK insists on a value
     return base_url, key_var, key
-
-
-def _from_cache(hit: Any, stats: ApiStats, started: float) -> Response:
-    """An answer bought before: it costs nothing now; `original_cost_usd` keeps its price."""
-    stats.cached_hits += 1
-    stats.cached_original_cost_usd += hit.cost_usd or 0.0
-    return Response(
-        text=hit.text,
-        finish_reason=hit.finish_reason,
-        usage=hit.usage,
-        cost_usd=0.0,
-        latency_s=time.perf_counter() - started,
-        attempts=0,
-        cached=True,
-        meta={**hit.meta, "original_cost_usd": hit.cost_usd},
-    )
 
 
 def _unsent(budget: Budget, stats: ApiStats, meta: dict[str, Any]) -> Response:
@@ -290,7 +260,6 @@ class ApiAdapter(Adapter):
                 f"--max-cost needs a price for model {model!r}, and greval has none: give one with --prices FILE "
                 '(JSON: {"' + model + '": {"input": USD_PER_1M, "output": USD_PER_1M}})'
             )
-        self.cache: ResponseCache | None = None if options.get("no_cache") else ResponseCache(options.get("cache_dir"))
         self._state_: _LoopState | None = None
         self.stats = ApiStats()
         self._observed_max_input = 0  # the largest billed input: a floor for --max-cost estimates
@@ -370,7 +339,6 @@ class ApiAdapter(Adapter):
                 "source": self.price.source,
             },
             "max_cost_usd": self.max_cost,
-            "cache": str(self.cache.path) if self.cache else None,
         }
 
     def run_summary(self) -> dict[str, Any]:
@@ -381,9 +349,7 @@ class ApiAdapter(Adapter):
         )
 
     def close(self) -> None:
-        if self.cache is not None:
-            self.cache.close()
-            self.cache = None
+        pass  # the SDK client closes with its event loop
 
     # -- one request ---------------------------------------------------------------------
     def _state(self) -> _LoopState:
@@ -399,12 +365,9 @@ class ApiAdapter(Adapter):
         async with state.slots:
             started = time.perf_counter()
             try:
-                prepared = await asyncio.to_thread(self._prepare, request, gen)
+                image = await asyncio.to_thread(self._prepare, request)
             except Exception as exc:  # unreadable image: the sample's own data problem, named
                 return Response(data_problem=image_problem(request.sample, exc), attempts=0)
-            if prepared.cached is not None:
-                return _from_cache(prepared.cached, self.stats, started)
-            image = prepared.image
             meta = image.meta() if image is not None else {}
             estimate = 0.0
             if state.budget is not None:
@@ -429,8 +392,6 @@ class ApiAdapter(Adapter):
             response = self._response(outcome, meta)
             response.latency_s = time.perf_counter() - started
         self.stats.paid(response.latency_s, outcome.usage, outcome.cost_usd)
-        if outcome.fault is None and prepared.key is not None:
-            await asyncio.to_thread(self._store, prepared.key, outcome.completion)
         return response
 
     def _bill(self, completion: Completion) -> float | None:
@@ -465,43 +426,11 @@ class ApiAdapter(Adapter):
         error = f"{fault.cause}: {self._redact(str(fault))} (after {n} attempt{'s' if n != 1 else ''})"
         return Response(error=error, meta={**meta, "error_cause": fault.cause, "retries": faults[:-1]}, **paid)
 
-    # -- the response cache (greval/cache.py): looked up before preparing, filled after ----
-    def _prepare(self, request: Request, gen: dict[str, Any]) -> _Prepared:
-        """Worker-thread part: read + hash the image, look up the cache, prepare on a miss."""
-        raw = request.sample.image_bytes() if (request.sample.image_path or request.sample.image_loader) else None
-        key = None
-        if self.cache is not None:
-            key = cache_key(
-                {
-                    "v": 1,
-                    "adapter": self.name,
-                    "model": self.model,
-                    "system": request.system,
-                    "prompt": request.prompt,
-                    "image_sha256": hashlib.sha256(raw).hexdigest() if raw is not None else None,
-                    "generation": gen,
-                    **(self.cache_key_extra() or {}),
-                }
-            )
-            hit = self.cache.get(key)
-            if hit is not None:
-                return _Prepared(key, cached=hit)
-        image = prepare_image(raw, self.images) if raw is not None else None
-        return _Prepared(key, image=image)
-
-    def _store(self, key: str, answer: Completion | None) -> None:
-        """Keep a real answer (never an error, never empty text: those return no answer)."""
-        if answer is None or self.cache is None:
-            return
-        self.cache.put(
-            key,
-            model=self.model,
-            text=answer.text,
-            finish_reason=answer.finish_reason,
-            usage=answer.usage,
-            cost_usd=self._cost(answer.usage),
-            meta={k: v for k, v in answer.meta.items() if k in ("model_reported", "reasoning")},
-        )
+    def _prepare(self, request: Request) -> PreparedImage | None:
+        """Worker-thread part: read the image and prepare it for sending."""
+        sample = request.sample
+        raw = sample.image_bytes() if (sample.image_path or sample.image_loader) else None
+        return prepare_image(raw, self.images) if raw is not None else None
 
     # -- the budget (adapters/_budget.py) --------------------------------------------------
     def _estimate_cost(self, request: Request, image: PreparedImage | None, gen: dict[str, Any]) -> float:

@@ -41,6 +41,15 @@ class Checkpoint:
         d["path"] = str(self.path)
         return d
 
+    def cache_identity(self) -> str | None:
+        """What pins these weights in the response cache key: the hub commit, or a local
+        folder's fingerprint plus when its weight files were last written (the fingerprint
+        of a large file is its header, which a checkpoint retrained in place keeps)."""
+        if self.revision:
+            return self.revision
+        weights = [*self.path.glob("*.safetensors"), *self.path.glob("*.bin")]
+        return f"{self.fingerprint}:{max((p.stat().st_mtime_ns for p in weights), default=0)}"
+
 
 @dataclass
 class LocalOptions:
@@ -55,6 +64,8 @@ class LocalOptions:
     max_pixels: int | None = option(answer=True, help="image budget, upper bound")
     trust_remote_code: bool | None = option(help="run the checkpoint's own code")
     revision: str | None = option(help="checkpoint revision")
+    no_cache: bool | None = option(help="do not use the response cache")
+    cache_dir: str | None = option(help="response cache folder")
 
 
 def how_to_pass_local(ref: str) -> str:

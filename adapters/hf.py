@@ -359,7 +359,7 @@ class HFAdapter(Adapter):
     def cache_key_extra(self) -> dict[str, Any] | None:
         return {
             "backend": "transformers",
-            "checkpoint": self.checkpoint.revision or self.checkpoint.fingerprint,
+            "checkpoint": self.checkpoint.cache_identity(),
             "dtype": str(self.dtype),
             "min_pixels": self.min_pixels,
             "max_pixels": self.max_pixels,

@@ -420,7 +420,7 @@ class VLLMAdapter(Adapter):
     def cache_key_extra(self) -> dict[str, Any] | None:
         return {
             "backend": "vllm",
-            "checkpoint": self.checkpoint.revision or self.checkpoint.fingerprint,
+            "checkpoint": self.checkpoint.cache_identity(),
             "dtype": self.engine_kwargs.get("dtype"),
             "min_pixels": self.min_pixels,
             "max_pixels": self.max_pixels,

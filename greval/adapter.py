@@ -53,8 +53,20 @@ class Adapter:
         return await asyncio.to_thread(self.generate, requests)
 
     def cache_key_extra(self) -> dict[str, Any] | None:
-        """Settings that change outputs, for the response cache; None = do not cache."""
+        """Settings that change outputs (endpoint, checkpoint, image budget, ...) for the
+        response cache (greval/cache.py), beside the prompt, the image and `generation()`;
+        None = never cache this adapter's answers."""
         return None
+
+    def generation(self, request: Request) -> dict[str, Any]:
+        """The decoding settings this adapter uses for `request` (part of the cache key)."""
+        g = request.generation
+        return {
+            "max_tokens": g.max_tokens,
+            "temperature": g.temperature,
+            "top_p": g.top_p,
+            "seed": [request.seed, g.seed, getattr(self, "seed", None)],  # every seed that may apply
+        }
 
     def info(self) -> dict[str, Any]:
         """Provenance written to run.json (model revision, dtype, backend, ...)."""
@@ -151,7 +163,14 @@ def answer_option_names(adapter_cls: type) -> tuple[str, ...] | None:
 
 
 # A path is a str option too (a click.Path flag, or a caller handing a Path).
-_TYPES = {"int": (int,), "float": (int, float), "str": (str, PurePath), "bool": (bool,), "dict": (dict,), "list": (list,)}
+_TYPES = {
+    "int": (int,),
+    "float": (int, float),
+    "str": (str, PurePath),
+    "bool": (bool,),
+    "dict": (dict,),
+    "list": (list,),
+}
 
 
 def check_options(adapter_cls: type, options: dict[str, Any]) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -27,6 +28,7 @@ from typing import Any
 
 from greval.types import Usage
 
+log = logging.getLogger("greval.cache")
 CACHE_FILE = "responses.sqlite"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (
@@ -129,3 +131,141 @@ class ResponseCache:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+# -- the cache in front of any adapter ------------------------------------------------------
+
+
+def with_cache(adapter: Any) -> Any:
+    """`adapter` behind the response cache, as `greval run` and `greval judge` send through it;
+    the adapter itself when it opts out (`cache_key_extra()` is None: replay, random) or the
+    user did (`--no-cache`, the `no_cache` option). `cache_dir` picks the sqlite folder."""
+    options = getattr(adapter, "options", None) or {}
+    if options.get("no_cache") or adapter.cache_key_extra() is None:
+        return adapter
+    return CachedAdapter(adapter, ResponseCache(options.get("cache_dir")))
+
+
+class CachedAdapter:
+    """Looks each request up before the adapter sees it; the adapter answers the misses, and
+    their real answers are stored (never errors, data problems or empty text). Everything
+    else (batch size, concurrency, info, ...) is the adapter's own.
+
+    The key holds everything that decides an answer: adapter, model, rendered prompt, the
+    image's bytes, the adapter's generation settings for this request (`generation()`,
+    its seed included) and its `cache_key_extra()` (endpoint, image preparation,
+    checkpoint, dtype, ...). A hit costs nothing now: `cost_usd` 0.0 for an API (None
+    where cost does not apply), `attempts` 0, `cached=True`, and
+    `meta["original_cost_usd"]` keeps what the answer cost when it was bought."""
+
+    def __init__(self, adapter: Any, cache: ResponseCache) -> None:
+        self.inner, self.cache = adapter, cache
+        self.extra = adapter.cache_key_extra() or {}  # once: a local checkpoint's identity stats its files
+        # A local adapter's `model` is the loaded network; its name is `model_ref`.
+        self.model_name = adapter.model if isinstance(adapter.model, str) else getattr(adapter, "model_ref", None)
+        self.hits, self.hits_original_cost_usd = 0, 0.0
+
+    def __getattr__(self, name: str) -> Any:  # only reached for what this class lacks
+        return getattr(self.inner, name)
+
+    def key(self, request: Any) -> str | None:
+        """The request's cache key; None when its image cannot be read (the adapter then
+        answers with the data problem, naming the file)."""
+        sample = request.sample
+        try:
+            raw = sample.image_bytes() if (sample.image_path or sample.image_loader) else None
+        except Exception:
+            return None
+        return cache_key(
+            {
+                "v": 1,
+                "adapter": self.inner.name,
+                "model": self.model_name,
+                "system": request.system,
+                "prompt": request.prompt,
+                "image_sha256": hashlib.sha256(raw).hexdigest() if raw is not None else None,
+                "generation": self.inner.generation(request),
+                **self.extra,
+            }
+        )
+
+    def _lookup(self, requests: list) -> list[tuple[str | None, CachedResponse | None]]:
+        keys = [self.key(request) for request in requests]
+        try:
+            return [(key, self.cache.get(key) if key is not None else None) for key in keys]
+        except Exception as exc:  # an unreadable cache file: ask the model, as without a cache
+            log.warning("could not read the response cache %s (%s): asking the model", self.cache.path, exc)
+            return [(None, None) for _ in keys]
+
+    async def agenerate(self, requests: list) -> list:
+        import asyncio
+
+        found = await asyncio.to_thread(self._lookup, requests)
+        misses = [i for i, (_, hit) in enumerate(found) if hit is None]
+        answers = await self.inner.agenerate([requests[i] for i in misses]) if misses else []
+        if len(answers) != len(misses):
+            raise RuntimeError(f"adapter returned {len(answers)} responses for {len(misses)} requests")
+        responses: list = [self._from_cache(hit) if hit is not None else None for _, hit in found]
+        fresh = []
+        for i, response in zip(misses, answers, strict=True):
+            responses[i] = response
+            if found[i][0] is not None and response.error is None and response.data_problem is None:
+                fresh.append((found[i][0], response))
+        if fresh:
+            try:
+                await asyncio.to_thread(self._store, fresh)
+            except Exception as exc:  # a full disk or a locked file must not cost the answers
+                log.warning("could not store %d answers in the response cache %s: %s", len(fresh), self.cache.path, exc)
+        return responses
+
+    def generate(self, requests: list) -> list:
+        import asyncio
+
+        return asyncio.run(self.agenerate(requests))
+
+    def _from_cache(self, hit: CachedResponse) -> Any:
+        from greval.types import Response
+
+        self.hits += 1
+        self.hits_original_cost_usd += hit.cost_usd or 0.0
+        return Response(
+            text=hit.text,
+            finish_reason=hit.finish_reason,
+            usage=hit.usage,
+            cost_usd=0.0 if self.inner.kind == "api" else None,
+            latency_s=0.0,
+            attempts=0,
+            cached=True,
+            meta={**hit.meta, "original_cost_usd": hit.cost_usd},
+        )
+
+    def _store(self, fresh: list) -> None:
+        for key, response in fresh:  # `put` refuses empty text itself
+            self.cache.put(
+                key,
+                model=self.model_name,
+                text=response.text or "",
+                finish_reason=response.finish_reason,
+                usage=response.usage,
+                cost_usd=response.cost_usd,
+                meta={k: v for k, v in response.meta.items() if k in ("model_reported", "reasoning")},
+            )
+
+    def info(self) -> dict[str, Any]:
+        return {**self.inner.info(), "cache": str(self.cache.path)}
+
+    def run_summary(self) -> dict[str, Any]:
+        """The adapter's own totals (what this run paid for), with the answers the cache gave."""
+        inner = self.inner.run_summary() if hasattr(self.inner, "run_summary") else {}
+        return {
+            **inner,
+            "requests": inner.get("requests", 0) + self.hits,
+            "cached_hits": self.hits,
+            "cached_original_cost_usd": round(self.hits_original_cost_usd, 6),
+        }
+
+    def close(self) -> None:
+        try:
+            self.inner.close()
+        finally:
+            self.cache.close()

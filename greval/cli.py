@@ -162,7 +162,7 @@ def main(ctx: click.Context, debug: bool) -> None:
 @click.option(
     "--cache-dir",
     type=click.Path(file_okay=False),
-    help="[api] Response cache folder [default: $GREVAL_CACHE_DIR or ~/.cache/greval].",
+    help="[api, hf, vllm, gre] Response cache folder [default: $GREVAL_CACHE_DIR or ~/.cache/greval].",
 )
 @click.option(
     "--batch-size",

@@ -50,7 +50,9 @@ def model_call_options(*, for_run: bool) -> Callable[[Callable], Callable]:
             type=click.Path(exists=True, dir_okay=False),
             help=f"{tag('api')}JSON/YAML price table overriding the built-in one.",
         ),
-        click.option("--no-cache", is_flag=True, help=f"{tag('api')}Do not read or write the response cache."),
+        click.option(
+            "--no-cache", is_flag=True, help=f"{tag('api, hf, vllm, gre')}Do not read or write the response cache."
+        ),
         click.option(
             "-M",
             "--option",

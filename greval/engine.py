@@ -66,7 +66,7 @@ async def dispatch(adapter: Adapter, jobs: list[Job], on_done, progress) -> None
             on_done(batch, responses)
             if local:  # a local model's speed is its output tokens per second
                 nonlocal tokens
-                tokens += sum(r.usage.output_tokens for r in responses)
+                tokens += sum(r.usage.output_tokens for r in responses if not r.cached)  # generated now
                 progress.set_postfix_str(
                     f"{tokens / max(time.perf_counter() - started, 1e-9):,.0f} tok/s", refresh=False
                 )
@@ -74,5 +74,3 @@ async def dispatch(adapter: Adapter, jobs: list[Job], on_done, progress) -> None
 
     workers = max(1, min(int(adapter.concurrency), len(jobs)))
     await asyncio.gather(*(worker() for _ in range(workers)))
-
-

@@ -200,9 +200,10 @@ def _send(work, judge_model: str, options: dict, path: Path, counts, progress: b
     from tqdm.auto import tqdm
 
     from greval.adapter import get_adapter_class
+    from greval.cache import with_cache
 
     with tqdm(total=len(work), unit="request", desc="greval judge", disable=not progress) as bar:
-        adapter = get_adapter_class("openai")(model=judge_model, **{**options, "seed": 0})
+        adapter = with_cache(get_adapter_class("openai")(model=judge_model, **{**options, "seed": 0}))
         try:
             asyncio.run(_judge_all(adapter, work, judge_model, path, counts, bar))
             return [adapter.run_summary()]

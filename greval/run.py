@@ -30,6 +30,7 @@ from greval.adapter import (
     get_adapter_class,
     missing_extra,
 )
+from greval.cache import with_cache
 from greval.engine import Job, batched_for, dispatch
 from greval.errors import GrevalError
 from greval.prompts import render
@@ -448,7 +449,7 @@ async def _run(opts: RunOptions) -> RunResult:
     options = dict(opts.adapter_options)
     options.setdefault("seed", opts.seed)
     try:
-        adapter = adapter_cls(model=opts.model, **options)  # fails fast: missing key, missing weights
+        adapter = with_cache(adapter_cls(model=opts.model, **options))  # fails fast: missing key, missing weights
     except ModuleNotFoundError as e:  # a library imported on first use (torch, vllm, ...)
         raise AdapterError(missing_extra(opts.adapter, e)) from e
     try:
@@ -480,7 +481,7 @@ async def _run(opts: RunOptions) -> RunResult:
                     counts["errors" if response.error else "answered"] += 1
                     counts["cached"] += bool(response.cached)
                     cost += response.cost_usd or 0.0
-                    output_tokens += response.usage.output_tokens
+                    output_tokens += 0 if response.cached else response.usage.output_tokens
                     unpriced += response.cost_usd is None and response.error is None
                     for i, (task, sample) in enumerate(job.targets):
                         record = _record(task, sample, job.request, response, prefixes)
@@ -517,7 +518,7 @@ async def _run(opts: RunOptions) -> RunResult:
                 # so the folder's total survives crashes and resumes; unpriced is unknown.
                 **cost_summary(raw, adapter.kind),
                 "cost_usd_this_invocation": None if unpriced and adapter.kind == "api" else round(cost, 6),
-                "throughput": _throughput(adapter, dispatch_s, output_tokens, counts["answered"]),
+                "throughput": _throughput(adapter, dispatch_s, output_tokens, counts["answered"] - counts["cached"]),
             }
         )
         if hasattr(adapter, "run_summary"):

@@ -14,3 +14,10 @@ def fixture_bench(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 24-sample GREval-Bench-layout folder (seed 0, scene labels in the data). Read-only:
     tests that modify data should call make_fixture_bench into their own tmp_path."""
     return make_fixture_bench(tmp_path_factory.mktemp("fixture_bench"), n=24, seed=0)
+
+
+@pytest.fixture(autouse=True)
+def _own_response_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test gets an empty response cache (greval/cache.py), never the user's
+    ~/.cache/greval: an answer cached by one test must not answer another."""
+    monkeypatch.setenv("GREVAL_CACHE_DIR", str(tmp_path / "greval-cache"))

@@ -16,6 +16,7 @@ from greval.adapters._images import ImageSettings, prepare_image
 from PIL import Image
 
 from greval.adapter import AdapterError, AdapterUnavailable, get_adapter_class
+from greval.cache import with_cache
 from greval.pricing import PriceTable
 from greval.types import GenerationConfig, Request, Sample
 
@@ -40,7 +41,8 @@ def make_adapter(protocol: str, server: FakeAPI, tmp_path, **options):
     url = server.openai_url if protocol == "openai" else server.anthropic_url
     options.setdefault("cache_dir", tmp_path / "cache")
     options.setdefault("backoff_base", 0.01)
-    return cls(model=options.pop("model", MODELS[protocol]), base_url=url, **options)
+    # Behind the response cache, as `greval run` and `greval judge` send.
+    return with_cache(cls(model=options.pop("model", MODELS[protocol]), base_url=url, **options))
 
 
 def run(adapter, requests):
@@ -377,3 +379,13 @@ def test_cli_max_cost_records_unsent_samples_and_a_bigger_budget_finishes(tmp_pa
         assert result.exit_code == 0, result.output
         assert server.count == 10  # only the unsent ones went out
         assert all(r["status"] != "error" for r in read_predictions(out))
+
+
+def test_a_broken_cache_file_costs_no_answer(api, tmp_path):
+    """The cache is a saving, never a risk: when its file cannot be read or written the
+    requests still go out and every answer comes back (nothing paid for is lost)."""
+    requests = make_requests(tmp_path / "imgs", 2)
+    adapter = make_adapter("openai", api, tmp_path)
+    adapter.cache.close()  # every read and write of the sqlite file now raises
+    answers = run(adapter, requests)
+    assert len(api.log) == 2 and all(r.error is None and r.text and not r.cached for r in answers)

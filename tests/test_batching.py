@@ -42,7 +42,8 @@ def mixed_bench(tmp_path_factory):
 
 
 def _run(tiny, bench, out, *extra):
-    args = ["run", "-q", "-a", "hf", "-m", str(tiny), "--data", str(bench), "--tasks", "all", "--max-tokens", "6"]
+    # --no-cache: each run must generate (a second run would otherwise be answered from the cache).
+    args = ["run", "-q", "-a", "hf", "-m", str(tiny), "--data", str(bench), "--tasks", "all", "--max-tokens", "6", "--no-cache"]
     result = CliRunner().invoke(main, [*args, "--dtype", "float32", "--device", "cpu", "-o", str(out), *extra])
     assert result.exit_code == 0, result.output
     return {

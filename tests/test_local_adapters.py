@@ -296,10 +296,37 @@ def test_cli_run_writes_one_prediction_per_sample_and_resumes(adapter, tiny, ben
     # and (greedy, batch size now 1) they come out the same.
     kept, lost = records[:-2], records[-2:]
     (out / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept))
-    _cli(*args, "--max-new-tokens", 8, "--batch-size", 1, "--dtype", "float32", "--device", "cpu")
+    _cli(*args, "--max-new-tokens", 8, "--batch-size", 1, "--dtype", "float32", "--device", "cpu", "--no-cache")
     after = _lines(out)
     assert len(after) == n
     assert [(r["sample_id"], r["output"]) for r in after[-2:]] == [(r["sample_id"], r["output"]) for r in lost]
+
+
+def test_local_answers_come_from_the_cache_until_the_weights_change(tiny, bench, tmp_path):
+    import os
+
+    n = len(json.loads((bench / "GREval-Bench.json").read_text()))
+    common = ["--adapter", "hf", "--model", tiny, "--data", bench, "--tasks", "all", "--max-new-tokens", 8]
+    common += ["--batch-size", 4, "--dtype", "float32", "--device", "cpu"]
+    _cli(*common, "--output", tmp_path / "a")
+    _cli(*common, "--output", tmp_path / "b")  # a new folder: every answer is in the cache
+    first, second = _lines(tmp_path / "a"), _lines(tmp_path / "b")
+    assert not any(r["cached"] for r in first) and all(r["cached"] for r in second)
+    assert [(r["sample_id"], r["output"]) for r in second] == [(r["sample_id"], r["output"]) for r in first]
+    info = json.loads((tmp_path / "b" / "run.json").read_text())
+    assert info["adapter_summary"]["cached_hits"] == n and info["adapter_info"]["cache"]
+    assert info["throughput"] is None  # nothing was generated: no tokens/s to claim
+
+    # A checkpoint written again in place (same shapes, same header) is a new model: asked afresh.
+    weights = next(tiny.glob("*.safetensors"))
+    stat = weights.stat()
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    _cli(*common, "--output", tmp_path / "c")
+    assert not any(r["cached"] for r in _lines(tmp_path / "c"))
+    _cli(*common, "--output", tmp_path / "d", "-M", "max_pixels=12544")  # an answer-changing option: a miss
+    assert not any(r["cached"] for r in _lines(tmp_path / "d"))
+    _cli(*common, "--output", tmp_path / "e", "--no-cache")
+    assert not any(r["cached"] for r in _lines(tmp_path / "e"))
 
 
 def test_checkpoint_decoding_defaults_do_not_change_greedy(tiny, bench, tmp_path):
