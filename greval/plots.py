@@ -381,11 +381,11 @@ def _outline_cache_path() -> Path | None:
     """Where the outlines are cached, named after the outline data file so new data
     (another geo version, another shapefile) never reads stale rings; None: no caching."""
     try:
-        from greval import geo
+        from greval import geo_data
 
-        source = geo._natural_earth_path()
+        source = geo_data._natural_earth_path()
         stat = source.stat()
-        folder = geo.cache_dir()
+        folder = geo_data.cache_dir()
     except (ImportError, AttributeError, OSError):
         return None
     return folder / f"world-outlines-v1-{source.stem}-{stat.st_size}-{int(stat.st_mtime)}.npz"

@@ -424,12 +424,9 @@ def _run_info(
     return info
 
 
-async def _run(opts: RunOptions) -> RunResult:
-    from tqdm.auto import tqdm
-
-    from greval.cost import cost_summary
-
-    started = time.time()
+def _check_before_loading(opts: RunOptions) -> tuple[list[TaskSpec], type[Adapter], Path]:
+    """The tasks, the adapter class and the run folder, each checked before any data or
+    weights load: a typo in a task, an option or a resumed folder fails in a second."""
     specs = resolve_tasks(opts.tasks, opts.include_paths)
     adapter_cls = get_adapter_class(opts.adapter)
     run_dir = Path(opts.output) if opts.output else _default_run_dir(opts)
@@ -439,9 +436,19 @@ async def _run(opts: RunOptions) -> RunResult:
         "temperature": opts.temperature,
         "adapter_options": opts.adapter_options,
     }
-    check_options(adapter_cls, opts.adapter_options)  # before any data or weights are loaded
+    check_options(adapter_cls, opts.adapter_options)
     marked = answer_option_names(adapter_cls)
     check_resumable(run_dir, opts.adapter, opts.model, args, opts.seed, ANSWER_OPTIONS if marked is None else marked)
+    return specs, adapter_cls, run_dir
+
+
+async def _run(opts: RunOptions) -> RunResult:
+    from tqdm.auto import tqdm
+
+    from greval.cost import cost_summary
+
+    started = time.time()
+    specs, adapter_cls, run_dir = _check_before_loading(opts)
     # Data before the adapter: a bad --data path should not wait for 16 GB of weights.
     per_task, data_hashes, problems, skipped, roots, task_sizes = _load_task_samples(specs, opts)
     if not opts.progress:  # --quiet also hushes the Hub's and transformers' loading bars
