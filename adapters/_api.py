@@ -51,6 +51,7 @@ from greval.adapters._images import ImageSettings, PreparedImage, prepare_image
 from greval.adapters._retry import Completion, Outcome, RetryPolicy
 
 from greval.adapter import Adapter, AdapterError, option
+from greval.cache import CacheOptions
 from greval.pricing import Price, PriceTable
 from greval.types import Request, Response, Usage, image_problem
 
@@ -153,7 +154,7 @@ class ApiStats:
 
 
 @dataclass
-class ApiOptions:
+class ApiOptions(CacheOptions):
     """Options every API adapter takes (`-M KEY=VALUE` or the flag of the same name)."""
 
     base_url: str | None = option(help="OpenAI-compatible server URL")
@@ -169,8 +170,6 @@ class ApiOptions:
     reasoning_effort: str | None = option(answer=True, help="reasoning models' effort")
     prices: str | None = option(help="price file")
     max_cost: float | None = option(help="USD budget")
-    no_cache: bool | None = option(help="do not use the response cache")
-    cache_dir: str | None = option(help="response cache folder")
 
 
 def _endpoint(adapter: ApiAdapter, options: dict[str, Any]) -> tuple[str | None, str, str]:
@@ -271,7 +270,18 @@ class ApiAdapter(Adapter):
         return "MODEL"
 
     def _make_client(self) -> Any:
+        """The SDK's async client, e.g. `openai.AsyncOpenAI(**self.client_options())`."""
         raise NotImplementedError
+
+    def client_options(self) -> dict[str, Any]:
+        """What every provider's SDK client is built with: greval owns retries and timeouts."""
+        return {
+            "api_key": self._api_key,
+            "base_url": self.base_url,
+            "max_retries": 0,  # greval owns retries: every attempt is counted once
+            "timeout": (self.request_timeout or DEFAULT_REQUEST_TIMEOUT_S) + 5,  # greval's own timeout fires first
+            "http_client": http_pool(self.sdk, self.concurrency),
+        }
 
     async def _call(
         self, client: Any, request: Request, image: PreparedImage | None, gen: dict[str, Any]

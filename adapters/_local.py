@@ -12,9 +12,10 @@ import math
 import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from greval.adapter import AdapterError, option
+from greval.adapter import Adapter, AdapterError, option
+from greval.cache import CacheOptions
 from greval.types import GenerationConfig, Request, image_problem
 
 # Hub files a VLM needs for inference (weights, configs, tokenizer, processor, template,
@@ -52,7 +53,7 @@ class Checkpoint:
 
 
 @dataclass
-class LocalOptions:
+class LocalOptions(CacheOptions):
     """Options of the transformers backend (`-M KEY=VALUE` or the flag of the same name)."""
 
     batch_size: int | str | None = option(help="samples per generate() call")
@@ -64,8 +65,35 @@ class LocalOptions:
     max_pixels: int | None = option(answer=True, help="image budget, upper bound")
     trust_remote_code: bool | None = option(help="run the checkpoint's own code")
     revision: str | None = option(help="checkpoint revision")
-    no_cache: bool | None = option(help="do not use the response cache")
-    cache_dir: str | None = option(help="response cache folder")
+
+
+class LocalAdapter(Adapter):
+    """What the local-weights backends (hf, vllm) share: a checkpoint, and the settings
+    that pin their answers in the response cache key."""
+
+    kind = "open-weights"
+    backend_name: ClassVar[str] = ""
+    checkpoint: Checkpoint
+    max_new_tokens: int | None = None
+    min_pixels: int | None = None
+    max_pixels: int | None = None
+
+    @property
+    def model_ref(self) -> str:
+        return self.checkpoint.ref
+
+    def dtype_name(self) -> str | None:
+        raise NotImplementedError
+
+    def cache_key_extra(self) -> dict[str, Any] | None:
+        return {
+            "backend": self.backend_name,
+            "checkpoint": self.checkpoint.cache_identity(),
+            "dtype": self.dtype_name(),
+            "min_pixels": self.min_pixels,
+            "max_pixels": self.max_pixels,
+            "max_new_tokens": self.max_new_tokens,
+        }
 
 
 def how_to_pass_local(ref: str) -> str:

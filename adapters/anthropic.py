@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import anthropic
-from greval.adapters._api import DEFAULT_REQUEST_TIMEOUT_S, ApiAdapter, Completion, PreparedImage, http_pool
+from greval.adapters._api import ApiAdapter, Completion, PreparedImage
 
 from greval.adapter import register
 from greval.types import Request, Usage
@@ -42,13 +42,7 @@ class AnthropicAdapter(ApiAdapter):
         return "claude-sonnet-4-6"
 
     def _make_client(self) -> anthropic.AsyncAnthropic:
-        return anthropic.AsyncAnthropic(
-            api_key=self._api_key,
-            base_url=self.base_url,
-            max_retries=0,  # greval owns retries: every attempt is counted once
-            timeout=(self.request_timeout or DEFAULT_REQUEST_TIMEOUT_S) + 5,  # greval's own timeout fires first
-            http_client=http_pool(anthropic, self.concurrency),
-        )
+        return anthropic.AsyncAnthropic(**self.client_options())
 
     def info(self) -> dict[str, Any]:
         sent = "sent as given" if self.options.get("temperature") is not None else "not sent: the Messages API has none"

@@ -16,6 +16,7 @@ from typing import Any
 
 from greval.adapters._batching import CPU_AUTO, input_size, probe, remember, remembered
 from greval.adapters._local import (
+    LocalAdapter,
     LocalOptions,
     cap_pixels,
     chat_messages,
@@ -24,7 +25,7 @@ from greval.adapters._local import (
     resolve_checkpoint,
 )
 
-from greval.adapter import Adapter, AdapterError, register
+from greval.adapter import AdapterError, read_options, register
 from greval.provenance import library_versions
 from greval.types import Request, Response, Usage
 
@@ -79,41 +80,26 @@ def pick_dtype(dtype: str | None, device: str):
 
 
 @register("hf")
-class HFAdapter(Adapter):
+class HFAdapter(LocalAdapter):
     Options = LocalOptions
-    kind = "open-weights"
-    default_template = "coords"
+    backend_name = "transformers"
 
-    def __init__(
-        self,
-        model: str | None = None,
-        *,
-        batch_size: int | None = None,
-        max_new_tokens: int | None = None,
-        dtype: str | None = None,
-        device: str | None = None,
-        device_map: str | None = None,
-        attn_implementation: str | None = None,
-        min_pixels: int | None = None,
-        max_pixels: int | None = None,
-        trust_remote_code: bool = False,
-        seed: int | None = None,
-        revision: str | None = None,
-        **options: Any,
-    ) -> None:
+    def __init__(self, model: str | None = None, **options: Any) -> None:
         super().__init__(model, **options)
+        o = read_options(type(self), options)
         # "auto" (the default on CUDA): sized in prepare(), once the run's inputs are known.
-        self.batch_size_setting = str(batch_size).lower() if batch_size is not None else None
-        self.batch_size = DEFAULT_BATCH_SIZE if self.batch_size_setting in (None, "auto") else int(batch_size)
-        self.batch_size_source = "default" if batch_size is None else "given"
-        self.max_new_tokens = int(max_new_tokens) if max_new_tokens else None  # None: the task's setting
-        self.seed = int(seed or 0)
-        self.trust_remote_code = bool(trust_remote_code)
-        self.checkpoint = resolve_checkpoint(model, revision=revision, adapter=self.name)
+        self.batch_size_setting = str(o.batch_size).lower() if o.batch_size is not None else None
+        self.batch_size = DEFAULT_BATCH_SIZE if self.batch_size_setting in (None, "auto") else int(o.batch_size)
+        self.batch_size_source = "default" if o.batch_size is None else "given"
+        max_new_tokens = options.get("max_new_tokens")  # the run's setting; None: the task's
+        self.max_new_tokens = int(max_new_tokens) if max_new_tokens else None
+        self.seed = int(options.get("seed") or 0)
+        self.trust_remote_code = bool(o.trust_remote_code)
+        self.checkpoint = resolve_checkpoint(model, revision=o.revision, adapter=self.name)
         # --option values arrive as strings.
-        min_pixels = int(min_pixels) if min_pixels else None
-        max_pixels = int(max_pixels) if max_pixels else None
-        self._load(dtype, device, device_map, attn_implementation, min_pixels, max_pixels)
+        min_pixels = int(o.min_pixels) if o.min_pixels else None
+        max_pixels = int(o.max_pixels) if o.max_pixels else None
+        self._load(o.dtype, o.device, o.device_map, o.attn_implementation, min_pixels, max_pixels)
         vllm_hint(str(self.model.device))
 
     # -- loading ---------------------------------------------------------------------
@@ -352,19 +338,8 @@ class HFAdapter(Adapter):
             "versions": library_versions("torch", "transformers", "accelerate"),
         }
 
-    @property
-    def model_ref(self) -> str:
-        return self.checkpoint.ref
-
-    def cache_key_extra(self) -> dict[str, Any] | None:
-        return {
-            "backend": "transformers",
-            "checkpoint": self.checkpoint.cache_identity(),
-            "dtype": str(self.dtype),
-            "min_pixels": self.min_pixels,
-            "max_pixels": self.max_pixels,
-            "max_new_tokens": self.max_new_tokens,
-        }
+    def dtype_name(self) -> str | None:
+        return str(self.dtype)
 
     def close(self) -> None:
         import gc

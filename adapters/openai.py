@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import openai
-from greval.adapters._api import DEFAULT_REQUEST_TIMEOUT_S, ApiAdapter, ApiOptions, Completion, PreparedImage, http_pool
+from greval.adapters._api import ApiAdapter, ApiOptions, Completion, PreparedImage
 
 from greval.adapter import AdapterError, option, register
 from greval.types import Request, Usage
@@ -63,13 +63,7 @@ class OpenAIAdapter(ApiAdapter):
         return {"detail": self.detail}
 
     def _make_client(self) -> openai.AsyncOpenAI:
-        return openai.AsyncOpenAI(
-            api_key=self._api_key,
-            base_url=self.base_url,
-            max_retries=0,  # greval owns retries: every attempt is counted once
-            timeout=(self.request_timeout or DEFAULT_REQUEST_TIMEOUT_S) + 5,  # greval's own timeout fires first
-            http_client=http_pool(openai, self.concurrency),
-        )
+        return openai.AsyncOpenAI(**self.client_options())
 
     def build_params(self, request: Request, image: PreparedImage | None, gen: dict[str, Any]) -> dict[str, Any]:
         """The Chat Completions body for one request (public so tests can read it)."""

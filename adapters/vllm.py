@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from greval.adapters._local import (
+    LocalAdapter,
     LocalOptions,
     cap_pixels,
     chat_messages,
@@ -34,7 +35,7 @@ from greval.adapters._local import (
     resolve_checkpoint,
 )
 
-from greval.adapter import Adapter, AdapterError, option, register
+from greval.adapter import AdapterError, option, read_options, register
 from greval.provenance import library_versions
 from greval.types import GenerationConfig, Request, Response, Usage
 
@@ -283,58 +284,37 @@ class VLLMOptions(LocalOptions):
 
 
 @register("vllm")
-class VLLMAdapter(Adapter):
+class VLLMAdapter(LocalAdapter):
     Options = VLLMOptions
-    kind = "open-weights"
-    default_template = "coords"
+    backend_name = "vllm"
 
-    def __init__(
-        self,
-        model: str | None = None,
-        *,
-        batch_size: int | None = None,
-        max_new_tokens: int | None = None,
-        dtype: str | None = None,
-        tensor_parallel_size: int | None = None,
-        data_parallel_size: int | None = None,
-        gpu_memory_utilization: float | None = None,
-        max_model_len: int | None = None,
-        max_num_seqs: int | None = None,
-        limit_mm_per_prompt: dict | None = None,
-        min_pixels: int | None = None,
-        max_pixels: int | None = None,
-        image_transport: str = "pil",
-        enforce_eager: bool = False,
-        trust_remote_code: bool = False,
-        seed: int | None = None,
-        revision: str | None = None,
-        **options: Any,
-    ) -> None:
+    def __init__(self, model: str | None = None, **options: Any) -> None:
         super().__init__(model, **options)
+        o = read_options(type(self), options)
         vllm = import_vllm()
         self.vllm_version = getattr(vllm, "__version__", None)
-        self.data_parallel_size = _int(data_parallel_size) or 1
-        given = None if str(batch_size).lower() == "auto" else _int(batch_size)  # vLLM schedules its own
+        self.data_parallel_size = _int(o.data_parallel_size) or 1
+        given = None if str(o.batch_size).lower() == "auto" else _int(o.batch_size)  # vLLM schedules its own
         self.batch_size = given or DEFAULT_BATCH_SIZE * self.data_parallel_size
-        self.max_new_tokens = _int(max_new_tokens)
-        self.image_transport = image_transport
-        self.checkpoint = resolve_checkpoint(model, revision=revision, adapter=self.name)
+        self.max_new_tokens = _int(options.get("max_new_tokens"))  # the run's setting; None: the task's
+        self.image_transport = o.image_transport or "pil"
+        self.checkpoint = resolve_checkpoint(model, revision=o.revision, adapter=self.name)
         # Qwen-VL processors take pixel budgets; for other models greval scales images down.
         self.qwen_pixels = is_qwen_vl(config_json(self.checkpoint.path))
-        self.min_pixels, self.max_pixels = _int(min_pixels), _int(max_pixels)
+        self.min_pixels, self.max_pixels = _int(o.min_pixels), _int(o.max_pixels)
         self.engine_kwargs = engine_kwargs(
             str(self.checkpoint.path),
-            dtype=dtype,
-            tensor_parallel_size=tensor_parallel_size,
-            gpu_memory_utilization=gpu_memory_utilization,
-            max_model_len=max_model_len,
-            max_num_seqs=max_num_seqs,
-            limit_mm_per_prompt=limit_mm_per_prompt,
-            min_pixels=min_pixels,
-            max_pixels=max_pixels,
-            seed=seed,
-            trust_remote_code=trust_remote_code,
-            enforce_eager=enforce_eager,
+            dtype=o.dtype,
+            tensor_parallel_size=o.tensor_parallel_size,
+            gpu_memory_utilization=o.gpu_memory_utilization,
+            max_model_len=o.max_model_len,
+            max_num_seqs=o.max_num_seqs,
+            limit_mm_per_prompt=o.limit_mm_per_prompt,
+            min_pixels=o.min_pixels,
+            max_pixels=o.max_pixels,
+            seed=options.get("seed"),
+            trust_remote_code=o.trust_remote_code,
+            enforce_eager=o.enforce_eager,
             qwen_pixels=self.qwen_pixels,
         )
         try:
@@ -417,15 +397,8 @@ class VLLMAdapter(Adapter):
             "versions": library_versions("vllm", "torch", "transformers"),
         }
 
-    def cache_key_extra(self) -> dict[str, Any] | None:
-        return {
-            "backend": "vllm",
-            "checkpoint": self.checkpoint.cache_identity(),
-            "dtype": self.engine_kwargs.get("dtype"),
-            "min_pixels": self.min_pixels,
-            "max_pixels": self.max_pixels,
-            "max_new_tokens": self.max_new_tokens,
-        }
+    def dtype_name(self) -> str | None:
+        return self.engine_kwargs.get("dtype")
 
     def close(self) -> None:
         if isinstance(getattr(self, "engine", None), _Replicas):

@@ -146,6 +146,13 @@ def option(default: Any = None, *, answer: bool = False, help: str = ""):
     return field(default=default, metadata={"answer": answer, "help": help})
 
 
+def read_options(adapter_cls: type, options: dict[str, Any]) -> Any:
+    """The adapter's `Options` filled from `options`; keys it does not declare (the run's
+    own seed and max_new_tokens, or another backend's options) are left to the caller."""
+    declared = declared_options(adapter_cls) or {}
+    return adapter_cls.Options(**{k: v for k, v in options.items() if k in declared})
+
+
 def declared_options(adapter_cls: type) -> dict[str, Any] | None:
     """name -> dataclass Field of the adapter's Options, or None when it declares none."""
     import dataclasses

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from greval.adapter import option
 from greval.types import Usage
 
 log = logging.getLogger("greval.cache")
@@ -134,6 +135,14 @@ class ResponseCache:
 
 
 # -- the cache in front of any adapter ------------------------------------------------------
+
+
+@dataclass
+class CacheOptions:
+    """The options of every adapter the cache can stand in front of (`with_cache`)."""
+
+    no_cache: bool | None = option(help="do not use the response cache")
+    cache_dir: str | None = option(help="response cache folder")
 
 
 def with_cache(adapter: Any) -> Any:

@@ -172,12 +172,17 @@ def accuracy_figure(runs: Sequence[Run], *, with_curves: bool = True) -> Figure:
     _radius_ticks(ax, radii or list(THRESHOLDS_KM.values()))
     ax.set_xlim(0.8, 3200)
     ax.set_ylim(0, 100)
-    ax.set_xlabel("distance from the true location")
-    ax.set_ylabel("accuracy (%): share of samples within the distance")
+    _label_curves(ax, "distance from the true location", "accuracy (%): share of samples within the distance")
+    return fig
+
+
+def _label_curves(ax, xlabel: str, ylabel: str) -> None:
+    """Axis labels, a light horizontal grid, and a legend once there is a curve to name."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
     ax.grid(axis="y", linewidth=0.3)
     if ax.lines:
         ax.legend(fontsize=8, loc="upper left")
-    return fig
 
 
 def error_cdf_figure(runs: Sequence[Run]) -> Figure:
@@ -204,11 +209,7 @@ def error_cdf_figure(runs: Sequence[Run]) -> Figure:
     _granularity_axis(ax, list(THRESHOLDS_KM.values()))
     ax.set_xlim(grid[0], grid[-1])
     ax.set_ylim(0, 1)
-    ax.set_xlabel("error (km, great-circle distance)")
-    ax.set_ylabel("share of samples with error ≤ x")
-    ax.grid(axis="y", linewidth=0.3)
-    if ax.lines:
-        ax.legend(fontsize=8, loc="upper left")
+    _label_curves(ax, "error (km, great-circle distance)", "share of samples with error ≤ x")
     fig.text(
         0.5,
         0.985,

@@ -240,6 +240,33 @@ def test_vllm_data_parallel_layout():
     assert [list(r) for r in v.split_evenly(2, 4)] == [[0], [1]]
 
 
+def test_vllm_adapter_hands_its_options_to_the_engine(tiny, monkeypatch):
+    """The options the vllm adapter declares reach vllm.LLM (a stand-in that records its
+    arguments; real vLLM needs a CUDA machine: test_vllm_engine_generates_on_gpu)."""
+    import sys
+    import types
+
+    built = {}
+    stand_in = types.ModuleType("vllm")
+    stand_in.LLM = lambda **kwargs: built.update(kwargs)
+    monkeypatch.setitem(sys.modules, "vllm", stand_in)
+    adapter = get_adapter_class("vllm")(
+        str(tiny),
+        tensor_parallel_size="2",  # -M values may arrive as text
+        max_model_len=4096,
+        max_pixels=50176,
+        enforce_eager="false",
+        seed=5,
+        batch_size=3,
+        max_new_tokens=9,
+        no_cache=True,
+    )
+    assert built["model"] == str(tiny.resolve()) and built["tensor_parallel_size"] == 2
+    assert built["max_model_len"] == 4096 and built["seed"] == 5 and "enforce_eager" not in built
+    assert built["mm_processor_kwargs"]["max_pixels"] == 50176
+    assert (adapter.batch_size, adapter.max_new_tokens, adapter.image_transport) == (3, 9, "pil")
+
+
 @pytest.mark.skipif(_has_vllm(), reason="vLLM is installed here: this test needs an environment without it (pip uninstall vllm)")
 def test_vllm_missing_gives_install_hint(tiny):
     with pytest.raises(AdapterError, match=r"pip install 'greval\[vllm\]'"):

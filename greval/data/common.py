@@ -277,7 +277,42 @@ def pick_column(columns: list[str], configured: str | None, defaults: tuple[str,
     )
 
 
-def metadata_rows(frame, skip: set[str]) -> list[dict[str, Any]]:
+@dataclass
+class Columns:
+    """The columns a table-like format (table, hf) reads: each one configured in the
+    `dataset:` mapping (`lat_column: ...`) is checked against the data's own; the required
+    ones not configured are found by their usual names; the optional ones stay None."""
+
+    id: str | None
+    lat: str
+    lon: str
+    image: str | None
+    scene: str | None
+    cot: str | None
+
+    @classmethod
+    def pick(cls, source: dict, columns: list[str], where: Any, defaults: dict[str, tuple[str, ...]]) -> Columns:
+        """`defaults`: the usual names of the format's required columns beyond lat and lon."""
+        defaults = {"lat": LAT_NAMES, "lon": LON_NAMES, **defaults}
+        picked = {}
+        for what in ("id", "lat", "lon", "image", "scene", "cot"):
+            configured = source.get(f"{what}_column")
+            if configured is None and what not in defaults:
+                picked[what] = None  # optional and not asked for
+            else:
+                picked[what] = pick_column(columns, configured, defaults.get(what, ()), what, where)
+        return cls(**picked)
+
+    def values(self, frame, name: str | None) -> list[Any]:
+        """The column's values as Python objects; None for each row when it is not read."""
+        return frame[name].tolist() if name else [None] * len(frame)
+
+    def metadata(self, frame) -> list[dict[str, Any]]:
+        """Every other column of each row (`Sample.metadata`)."""
+        return metadata_rows(frame, {self.id, self.lat, self.lon, self.image, self.scene, self.cot})
+
+
+def metadata_rows(frame, skip: set[str | None]) -> list[dict[str, Any]]:
     """Remaining columns of each row as plain Python values, missing values as None."""
     rest = frame[[c for c in frame.columns if c not in skip]]
     if rest.columns.empty:

@@ -7,15 +7,12 @@ from pathlib import Path
 
 from greval.data.common import (
     COLUMN_KEYS,
-    LAT_NAMES,
-    LON_NAMES,
     Collector,
+    Columns,
     ImagePaths,
     LoadResult,
     as_sample_id,
     hash_bytes,
-    metadata_rows,
-    pick_column,
     register_format,
 )
 from greval.problems import DataError
@@ -70,16 +67,8 @@ def _load_hf(source: dict, data: str | Path | None) -> LoadResult:
     dataset, local = _open_hf_dataset(source, data)
     where = str(data if data is not None else source.get("path"))
     columns = list(dataset.column_names)
-    image_col = pick_column(columns, source.get("image_column"), ("image", "img", "image_path"), "image", where)
-    lat_col = pick_column(columns, source.get("lat_column"), LAT_NAMES, "lat", where)
-    lon_col = pick_column(columns, source.get("lon_column"), LON_NAMES, "lon", where)
-    id_col = source.get("id_column")
-    if id_col is not None:
-        pick_column(columns, id_col, (), "id", where)
-    scene_col, cot_col = source.get("scene_column"), source.get("cot_column")
-    for optional, what in ((scene_col, "scene"), (cot_col, "cot")):
-        if optional is not None:
-            pick_column(columns, optional, (), what, where)
+    col = Columns.pick(source, columns, where, {"image": ("image", "img", "image_path")})
+    image_col, lat_col, lon_col = col.image, col.lat, col.lon
 
     feature = dataset.features[image_col]
     paths_as_text = isinstance(feature, datasets.Value) and feature.dtype in ("string", "large_string")
@@ -92,11 +81,10 @@ def _load_hf(source: dict, data: str | Path | None) -> LoadResult:
     image_paths = list(dataset[image_col]) if paths_as_text else None
     base = local if local is not None and local.is_dir() else (local.parent if local is not None else None)
 
-    ids = table[id_col].tolist() if id_col else list(range(len(table)))
-    lats, lons = table[lat_col].tolist(), table[lon_col].tolist()
-    cots = table[cot_col].tolist() if cot_col else [None] * len(table)
-    scenes = table[scene_col].tolist() if scene_col else [None] * len(table)
-    metadata = metadata_rows(table, {id_col, lat_col, lon_col, cot_col, scene_col})
+    ids = col.values(table, col.id) if col.id else list(range(len(table)))  # default: the row number
+    lats, lons = col.values(table, lat_col), col.values(table, lon_col)
+    cots, scenes = col.values(table, col.cot), col.values(table, col.scene)
+    metadata = col.metadata(table)
 
     def no_path() -> None:
         return None
@@ -124,6 +112,6 @@ def _load_hf(source: dict, data: str | Path | None) -> LoadResult:
             metadata=metadata[index],
             image_loader=loader,
         )
-    key_columns = [c for c in (id_col, lat_col, lon_col) if c]
+    key_columns = [c for c in (col.id, lat_col, lon_col) if c]
     digest = pd.util.hash_pandas_object(table[key_columns], index=True).to_numpy().tobytes() if key_columns else b""
     return LoadResult(rows.samples, rows.problems(), hash_bytes(digest), root=base if paths_as_text else None)

@@ -12,19 +12,16 @@ from typing import Any
 
 from greval.data.common import (
     COLUMN_KEYS,
-    LAT_NAMES,
-    LON_NAMES,
     Collector,
+    Columns,
     ImagePaths,
     LoadResult,
     RowError,
     as_sample_id,
     hash_bytes,
     local_path,
-    metadata_rows,
     parse_json,
     parse_jsonl,
-    pick_column,
     register_format,
 )
 from greval.problems import DataError
@@ -102,26 +99,15 @@ def _load_table(source: dict, data: str | Path | None) -> LoadResult:
     raw = file.read_bytes()
     frame, where_of = _read_table(file, raw, source.get("id_column", "id"))
     columns = [str(c) for c in frame.columns]
-    id_col = pick_column(columns, source.get("id_column"), ("id", "sample_id", "ID", "IMG_ID"), "id", file)
-    lat_col = pick_column(columns, source.get("lat_column"), LAT_NAMES, "lat", file)
-    lon_col = pick_column(columns, source.get("lon_column"), LON_NAMES, "lon", file)
-    image_col = source.get("image_column")
-    if image_col is not None:
-        pick_column(columns, image_col, (), "image", file)
+    col = Columns.pick(source, columns, file, {"id": ("id", "sample_id", "ID", "IMG_ID")})
+    image_col, lat_col, lon_col = col.image, col.lat, col.lon
     template = source.get("image_template", "{id}.jpg")
-    scene_col = source.get("scene_column")
-    cot_col = source.get("cot_column")
-    for optional, what in ((scene_col, "scene"), (cot_col, "cot")):
-        if optional is not None:
-            pick_column(columns, optional, (), what, file)
     found = _image_index(image_dir) if source.get("image_search") == "recursive" else None
 
-    ids = frame[id_col].tolist()
-    lats, lons = frame[lat_col].tolist(), frame[lon_col].tolist()
+    ids, lats, lons = col.values(frame, col.id), col.values(frame, lat_col), col.values(frame, lon_col)
     images = frame[image_col].tolist() if image_col else None
-    cots = frame[cot_col].tolist() if cot_col else [None] * len(frame)
-    scenes = frame[scene_col].tolist() if scene_col else [None] * len(frame)
-    metadata = metadata_rows(frame, {id_col, lat_col, lon_col, image_col, cot_col, scene_col})
+    cots, scenes = col.values(frame, col.cot), col.values(frame, col.scene)
+    metadata = col.metadata(frame)
     needs_row = template is not None and image_col is None and re.search(r"\{(?!id\})", template) is not None
 
     relative_image = ImagePaths(image_dir, image_col or "image")
