@@ -57,14 +57,14 @@ class LocalOptions(CacheOptions):
     """Options of the transformers backend (`-M KEY=VALUE` or the flag of the same name)."""
 
     batch_size: int | str | None = option(help="samples per generate() call")
-    dtype: str | None = option(help="bfloat16, float16, float32")
+    dtype: str | None = option(answer=True, help="bfloat16, float16, float32")
     device: str | None = option(help="cuda, cpu, mps")
     device_map: str | None = option(help="accelerate device map, e.g. auto")
     attn_implementation: str | None = option(help="sdpa, flash_attention_2, eager")
     min_pixels: int | None = option(answer=True, help="image budget, lower bound")
     max_pixels: int | None = option(answer=True, help="image budget, upper bound")
     trust_remote_code: bool | None = option(help="run the checkpoint's own code")
-    revision: str | None = option(help="checkpoint revision")
+    revision: str | None = option(answer=True, help="checkpoint revision")
 
 
 class LocalAdapter(Adapter):

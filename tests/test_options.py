@@ -58,7 +58,8 @@ def test_answer_changing_options_come_from_the_marks():
         "reasoning_effort",
     )
     assert "detail" not in answer_option_names(get_adapter_class("anthropic"))
-    assert answer_option_names(get_adapter_class("hf")) == ("max_pixels", "min_pixels")
+    # A checkpoint revision or a dtype changes the numbers too: a folder holds one of each.
+    assert answer_option_names(get_adapter_class("hf")) == ("dtype", "max_pixels", "min_pixels", "revision")
 
 
 def test_greval_adapters_lists_an_adapters_options():
