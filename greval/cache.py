@@ -177,14 +177,14 @@ class CachedAdapter:
     def __getattr__(self, name: str) -> Any:  # only reached for what this class lacks
         return getattr(self.inner, name)
 
-    def key(self, request: Any) -> str | None:
-        """The request's cache key; None when its image cannot be read (the adapter then
-        answers with the data problem, naming the file)."""
+    def key(self, request: Any) -> tuple[str | None, bytes | None]:
+        """The request's cache key and the image bytes it hashed; (None, None) when the image
+        cannot be read (the adapter then answers with the data problem, naming the file)."""
         sample = request.sample
         try:
             raw = sample.image_bytes() if (sample.image_path or sample.image_loader) else None
         except Exception:
-            return None
+            return None, None
         return cache_key(
             {
                 "v": 1,
@@ -196,22 +196,32 @@ class CachedAdapter:
                 "generation": self.inner.generation(request),
                 **self.extra,
             }
-        )
+        ), raw
 
-    def _lookup(self, requests: list) -> list[tuple[str | None, CachedResponse | None]]:
+    def _lookup(self, requests: list) -> tuple[list[tuple[str | None, CachedResponse | None]], list]:
+        """(key, hit) per request, and the requests to send: the misses, each holding the
+        image bytes already read for its key, so the adapter does not read the file again."""
+        from dataclasses import replace
+
         keys = [self.key(request) for request in requests]
         try:
-            return [(key, self.cache.get(key) if key is not None else None) for key in keys]
+            found = [(key, self.cache.get(key) if key is not None else None) for key, _ in keys]
         except Exception as exc:  # an unreadable cache file: ask the model, as without a cache
             log.warning("could not read the response cache %s (%s): asking the model", self.cache.path, exc)
-            return [(None, None) for _ in keys]
+            found = [(None, None) for _ in keys]
+        send = [
+            request if raw is None else replace(request, sample=replace(request.sample, image_loader=lambda b=raw: b))
+            for request, (_, raw), (_, hit) in zip(requests, keys, found, strict=True)
+            if hit is None
+        ]
+        return found, send
 
     async def agenerate(self, requests: list) -> list:
         import asyncio
 
-        found = await asyncio.to_thread(self._lookup, requests)
+        found, send = await asyncio.to_thread(self._lookup, requests)
         misses = [i for i, (_, hit) in enumerate(found) if hit is None]
-        answers = await self.inner.agenerate([requests[i] for i in misses]) if misses else []
+        answers = await self.inner.agenerate(send) if send else []
         if len(answers) != len(misses):
             raise RuntimeError(f"adapter returned {len(answers)} responses for {len(misses)} requests")
         responses: list = [self._from_cache(hit) if hit is not None else None for _, hit in found]
