@@ -246,6 +246,9 @@ def run(
 
     options = {k: v for k, v in adapter_flags.items() if v not in (None, False)}
     for key, value in _model_options(extra).items():
+        if key in {"seed", "max_new_tokens", "temperature"}:  # run settings, recorded in run.json as such
+            flag = {"max_new_tokens": "--max-tokens"}.get(key, f"--{key}")
+            raise click.UsageError(f"-M {key}: this is a run setting; use {flag}")
         if key in options and options[key] != value:
             raise click.UsageError(
                 f"-M {key}={value!r} contradicts the flag --{key.replace('_', '-')} {options[key]!r}"

@@ -66,3 +66,8 @@ def test_greval_adapters_lists_an_adapters_options():
     assert result.exit_code == 0
     lines = {line.split()[0]: line for line in result.stdout.splitlines()}
     assert "[changes the answers]" in lines["detail"] and "[changes the answers]" not in lines["concurrency"]
+
+
+def test_run_settings_are_not_adapter_options(tmp_path):
+    result = CliRunner().invoke(main, ["run", "-a", "random", "--data", str(tmp_path), "-M", "seed=3"])
+    assert result.exit_code == 2 and "use --seed" in result.output
