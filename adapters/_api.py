@@ -7,14 +7,21 @@
    resize / re-encode the image when it must (`prepare_image`) and base64 it;
 2. budget: with `--max-cost`, reserve the request's worst-case cost before sending, or
    do not send it at all (`Budget`);
-3. send with retries owned by greval (`tenacity`): exponential backoff with full jitter,
-   `Retry-After` honoured (and a 429 pauses every new attempt, not only the one that
-   got it), a per-attempt timeout, a bounded number of attempts. The SDK's own retries
-   are off, so every HTTP attempt is counted exactly once. An empty answer is retried
-   like a fault; after the last attempt it is returned as empty text (`text == ""`,
-   `finish_reason` as the provider said it), which the parser records as "empty";
-4. account: tokens and cost per sample, totals for `run_summary()`; store real answers
-   in the cache (never errors, never empty text).
+3. send under the retry policy (`RetryPolicy`, adapters/_retry.py), which owns the
+   retries: backoff, `Retry-After`, a per-attempt timeout, a bounded number of attempts,
+   the breaker that stops a run whose endpoint is wrong (`Breaker`, adapters/_faults.py).
+   An empty answer is retried like a fault; after the last attempt it is returned as
+   empty text (`text == ""`, `finish_reason` as the provider said it), which the parser
+   records as "empty";
+4. account: tokens and cost per sample, totals in `ApiStats` (`run_summary()`); store
+   real answers in the cache (never errors, never empty text).
+
+The parts, each in one place: a provider (openai.py, anthropic.py: a subclass that builds
+the SDK client and the request and reads the reply: `_make_client`, `_call`,
+`_image_token_estimate`, and `classify` when its faults need another reading), the retry
+policy, the budget (adapters/_budget.py), the stats (`ApiStats`), and concurrency: the
+`--concurrency` slots of `_LoopState`, which also size the HTTP connection pool. Adding a
+provider is one adapter file.
 
 How cost counts: `Response.cost_usd` is what THIS run paid for the sample, summed over
 every billed attempt (an empty answer that was retried was still billed), so summing
@@ -35,18 +42,18 @@ import asyncio
 import hashlib
 import logging
 import os
-import random
 import statistics
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
-from greval.adapters._faults import RETRY_AFTER_CAP_S, Budget, Fault, RateGate, classify, retryable, unreachable
+from greval.adapters._budget import Budget, worst_case_cost
+from greval.adapters._faults import Breaker, Fault, RateGate, classify, unreachable_message
 from greval.adapters._images import ImageSettings, PreparedImage, prepare_image
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt, wait_random_exponential
+from greval.adapters._retry import Completion, Outcome, RetryPolicy
 
-from greval.adapter import Adapter, AdapterError, AdapterUnavailable, option
+from greval.adapter import Adapter, AdapterError, option
 from greval.cache import ResponseCache, cache_key
 from greval.pricing import Price, PriceTable
 from greval.types import Request, Response, Usage, image_problem
@@ -80,16 +87,6 @@ def http_pool(sdk: Any, concurrency: int) -> Any:
 
 
 @dataclass
-class Completion:
-    """A parsed 200 reply."""
-
-    text: str
-    finish_reason: str | None
-    usage: Usage
-    meta: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
 class _Prepared:
     key: str | None
     image: PreparedImage | None = None
@@ -97,7 +94,8 @@ class _Prepared:
 
 
 class _LoopState:
-    """Everything bound to one event loop (asyncio primitives, the SDK's HTTP pool)."""
+    """Everything bound to one event loop (asyncio primitives, the SDK's HTTP pool). `slots`
+    is where concurrency is limited: at most `--concurrency` requests in flight."""
 
     def __init__(self, adapter: ApiAdapter) -> None:
         self.loop = asyncio.get_running_loop()
@@ -105,8 +103,8 @@ class _LoopState:
         self.slots = asyncio.Semaphore(adapter.concurrency)
         self.gate = RateGate()
         self.budget = Budget(adapter.max_cost) if adapter.max_cost is not None else None
-        if self.budget is not None and adapter._stats.cost_usd:
-            self.budget.spent = adapter._stats.cost_usd  # a second asyncio.run of the same adapter
+        if self.budget is not None and adapter.stats.cost_usd:
+            self.budget.spent = adapter.stats.cost_usd  # a second asyncio.run of the same adapter
 
 
 def _int_option(options: dict[str, Any], name: str, default: int | None) -> int | None:
@@ -116,7 +114,8 @@ def _int_option(options: dict[str, Any], name: str, default: int | None) -> int 
 
 @dataclass
 class ApiStats:
-    """What an API adapter did in this run (run.json's adapter_summary)."""
+    """What an API adapter did in this run; `summary()` is run.json's adapter_summary.
+    Tokens and costs count what this run paid for; cache hits are counted apart."""
 
     requests: int = 0
     sent: int = 0
@@ -132,6 +131,39 @@ class ApiStats:
     empty: int = 0
     truncated: int = 0
     not_sent_max_cost: int = 0
+    retries_by_cause: Counter[str] = field(default_factory=Counter)
+    errors_by_cause: Counter[str] = field(default_factory=Counter)
+    latencies: list[float] = field(default_factory=list)
+
+    def paid(self, latency_s: float, usage: Usage, cost_usd: float | None) -> None:
+        """One sent request settled: its latency, and what its billed attempts cost."""
+        self.latencies.append(latency_s)
+        self.input_tokens += usage.input_tokens
+        self.output_tokens += usage.output_tokens
+        self.reasoning_tokens += usage.reasoning_tokens
+        if cost_usd is None:
+            self.cost_unknown_requests += 1
+        else:
+            self.cost_usd += cost_usd
+
+    def summary(self, *, priced: bool, max_cost: float | None, max_cost_stopped: bool) -> dict[str, Any]:
+        counts = {
+            f.name: getattr(self, f.name) for f in fields(self) if isinstance(getattr(self, f.name), (int, float))
+        }
+        lat = sorted(self.latencies)
+        return {
+            **counts,
+            "cost_usd": round(self.cost_usd, 6),
+            "cached_original_cost_usd": round(self.cached_original_cost_usd, 6),
+            "retries": sum(self.retries_by_cause.values()),
+            "retries_by_cause": dict(self.retries_by_cause),
+            "errors_by_cause": dict(self.errors_by_cause),
+            "cost_complete": self.cost_unknown_requests == 0 and priced,
+            "max_cost_usd": max_cost,
+            "max_cost_stopped": max_cost_stopped,
+            "latency_s_p50": round(statistics.median(lat), 3) if lat else None,
+            "latency_s_p95": round(lat[min(len(lat) - 1, int(0.95 * len(lat)))], 3) if lat else None,
+        }
 
 
 @dataclass
@@ -155,9 +187,65 @@ class ApiOptions:
     cache_dir: str | None = option(help="response cache folder")
 
 
+def _endpoint(adapter: ApiAdapter, options: dict[str, Any]) -> tuple[str | None, str, str]:
+    """The base URL (the option, else the provider's environment variable), the name of the
+    key's variable, and the key. Without a key only a local server (a base URL) will do."""
+    base_url: str | None = (
+        (options.get("base_url") or os.environ.get(adapter.base_url_env) or None)
+        if adapter.base_url_env
+        else options.get("base_url")
+    )
+    if base_url:
+        base_url = base_url.rstrip("/")
+    key_var = options.get("api_key_env") or adapter.key_env
+    key = os.environ.get(key_var, "").strip()
+    if not key:
+        if base_url is None:
+            raise AdapterError(
+                f"{key_var} is not set: export it, or name the variable that holds the key with --api-key-env"
+            )
+        key = "not-needed"  # a local server usually checks nothing; the SDK insists on a value
+    return base_url, key_var, key
+
+
+def _from_cache(hit: Any, stats: ApiStats, started: float) -> Response:
+    """An answer bought before: it costs nothing now; `original_cost_usd` keeps its price."""
+    stats.cached_hits += 1
+    stats.cached_original_cost_usd += hit.cost_usd or 0.0
+    return Response(
+        text=hit.text,
+        finish_reason=hit.finish_reason,
+        usage=hit.usage,
+        cost_usd=0.0,
+        latency_s=time.perf_counter() - started,
+        attempts=0,
+        cached=True,
+        meta={**hit.meta, "original_cost_usd": hit.cost_usd},
+    )
+
+
+def _unsent(budget: Budget, stats: ApiStats, meta: dict[str, Any]) -> Response:
+    """A request --max-cost did not let go: an error that a re-run with a larger budget sends."""
+    if not stats.not_sent_max_cost:
+        log.warning(
+            "--max-cost $%.2f reached (spent $%.4f): no new requests are sent; "
+            "unsent samples are recorded as errors and sent by a re-run with a larger budget",
+            budget.limit,
+            budget.spent,
+        )
+    stats.not_sent_max_cost += 1
+    return Response(
+        error=f"not sent: --max-cost budget of ${budget.limit:.2f} reached "
+        f"(spent ${budget.spent:.4f}); re-run with a larger --max-cost to send it",
+        attempts=0,
+        meta={**meta, "not_sent": "max_cost"},
+    )
+
+
 class ApiAdapter(Adapter):
     Options: ClassVar[type] = ApiOptions
-    """Base for API adapters: subclasses build the SDK client, the request and the parse."""
+    """Base for API adapters: a provider subclass builds the SDK client, the request and
+    reads the reply; this class runs everything around it (see the module docstring)."""
 
     kind: ClassVar[str] = "api"
     batch_size = 1
@@ -172,27 +260,17 @@ class ApiAdapter(Adapter):
         super().__init__(model, **options)
         if not model:
             raise AdapterError(f"the {self.name} adapter needs --model (e.g. {self._example_model()})")
-        self.base_url: str | None = (
-            (options.get("base_url") or os.environ.get(self.base_url_env) or None)
-            if self.base_url_env
-            else options.get("base_url")
-        )
-        if self.base_url:
-            self.base_url = self.base_url.rstrip("/")
-        self.key_var = options.get("api_key_env") or self.key_env
-        key = os.environ.get(self.key_var, "").strip()
-        if not key:
-            if self.base_url is None:
-                raise AdapterError(
-                    f"{self.key_var} is not set: export it, or name the variable that holds the key with --api-key-env"
-                )
-            key = "not-needed"  # a local server usually checks nothing; the SDK insists on a value
-        self._api_key = key
+        self.base_url, self.key_var, self._api_key = _endpoint(self, options)
         self.concurrency = max(1, _int_option(options, "concurrency", DEFAULT_CONCURRENCY))
         self.request_timeout = float(options.get("request_timeout") or DEFAULT_REQUEST_TIMEOUT_S)
-        self.max_attempts = max(1, _int_option(options, "max_attempts", DEFAULT_MAX_ATTEMPTS))
-        self.backoff_base = float(options.get("backoff_base", 1.0))
-        self.backoff_max = float(options.get("backoff_max", 60.0))
+        self.retry = RetryPolicy(
+            classify=self.classify,
+            max_attempts=max(1, _int_option(options, "max_attempts", DEFAULT_MAX_ATTEMPTS)),
+            request_timeout=self.request_timeout,
+            backoff_base=float(options.get("backoff_base", 1.0)),
+            backoff_max=float(options.get("backoff_max", 60.0)),
+        )
+        self.breaker = Breaker(self.sdk, self._unreachable_message)
         self.images = ImageSettings(
             max_side=_int_option(options, "max_image_side", self.default_max_side) or None,
             max_pixels=_int_option(options, "max_pixels", self.default_max_pixels) or None,
@@ -214,14 +292,10 @@ class ApiAdapter(Adapter):
             )
         self.cache: ResponseCache | None = None if options.get("no_cache") else ResponseCache(options.get("cache_dir"))
         self._state_: _LoopState | None = None
-        self._stats = ApiStats()
-        self._retries: Counter[str] = Counter()
-        self._errors: Counter[str] = Counter()
-        self._latencies: list[float] = []
-        self._observed_max_input = 0
-        self._reached = False  # the server answered once: from then on faults are per request
+        self.stats = ApiStats()
+        self._observed_max_input = 0  # the largest billed input: a floor for --max-cost estimates
 
-    # -- hooks for subclasses ------------------------------------------------------------
+    # -- the provider's part: a subclass defines these -------------------------------------
     sdk: ClassVar[Any] = None
 
     def _example_model(self) -> str:
@@ -233,6 +307,7 @@ class ApiAdapter(Adapter):
     async def _call(
         self, client: Any, request: Request, image: PreparedImage | None, gen: dict[str, Any]
     ) -> Completion:
+        """Build the request, send it once, read the reply (the retry policy calls this)."""
         raise NotImplementedError
 
     def _image_token_estimate(self, image: PreparedImage) -> int:
@@ -241,6 +316,13 @@ class ApiAdapter(Adapter):
     def _settings_key(self) -> dict[str, Any]:
         """Adapter-specific settings that change the answer (e.g. OpenAI's `detail`)."""
         return {}
+
+    def _max_output_tokens(self, gen: dict[str, Any]) -> int:
+        return int(gen["max_tokens"])
+
+    def classify(self, exc: BaseException) -> Fault:
+        """The retry policy's reading of one failed attempt; a provider may refine it."""
+        return classify(exc, self.sdk)
 
     # -- the contract ------------------------------------------------------------------------
     def generation(self, request: Request) -> dict[str, Any]:
@@ -271,7 +353,7 @@ class ApiAdapter(Adapter):
             "sdk": f"{sdk.__name__} {sdk.__version__}",
             "concurrency": self.concurrency,
             "request_timeout_s": self.request_timeout,
-            "max_attempts": self.max_attempts,
+            "max_attempts": self.retry.max_attempts,
             "images": self.images.key(),
             "generation_overrides": {
                 "max_new_tokens": self.max_new_tokens,
@@ -293,24 +375,10 @@ class ApiAdapter(Adapter):
 
     def run_summary(self) -> dict[str, Any]:
         """Totals for run.json and the end-of-run summary. Costs are what this run paid."""
-        s = asdict(self._stats)
         budget = self._state_.budget if self._state_ else None
-        lat = sorted(self._latencies)
-        s.update(
-            {
-                "retries": sum(self._retries.values()),
-                "retries_by_cause": dict(self._retries),
-                "errors_by_cause": dict(self._errors),
-                "cost_usd": round(s["cost_usd"], 6),
-                "cost_complete": s["cost_unknown_requests"] == 0 and self.price is not None,
-                "cached_original_cost_usd": round(s["cached_original_cost_usd"], 6),
-                "max_cost_usd": self.max_cost,
-                "max_cost_stopped": bool(budget and budget.stopped),
-                "latency_s_p50": round(statistics.median(lat), 3) if lat else None,
-                "latency_s_p95": round(lat[min(len(lat) - 1, int(0.95 * len(lat)))], 3) if lat else None,
-            }
+        return self.stats.summary(
+            priced=self.price is not None, max_cost=self.max_cost, max_cost_stopped=bool(budget and budget.stopped)
         )
-        return s
 
     def close(self) -> None:
         if self.cache is not None:
@@ -324,6 +392,80 @@ class ApiAdapter(Adapter):
             self._state_ = _LoopState(self)
         return self._state_
 
+    async def _one(self, request: Request) -> Response:
+        state = self._state()
+        self.stats.requests += 1
+        gen = self.generation(request)
+        async with state.slots:
+            started = time.perf_counter()
+            try:
+                prepared = await asyncio.to_thread(self._prepare, request, gen)
+            except Exception as exc:  # unreadable image: the sample's own data problem, named
+                return Response(data_problem=image_problem(request.sample, exc), attempts=0)
+            if prepared.cached is not None:
+                return _from_cache(prepared.cached, self.stats, started)
+            image = prepared.image
+            meta = image.meta() if image is not None else {}
+            estimate = 0.0
+            if state.budget is not None:
+                estimate = self._estimate_cost(request, image, gen)
+                if not await state.budget.reserve(estimate):
+                    return _unsent(state.budget, self.stats, meta)
+            outcome = Outcome()
+            try:
+                self.stats.sent += 1
+                await self.retry.run(
+                    lambda: self._call(state.client, request, image, gen),
+                    outcome,
+                    gate=state.gate,
+                    breaker=self.breaker,
+                    bill=self._bill,
+                )
+            finally:
+                self.stats.attempts += outcome.attempts
+                if state.budget is not None:
+                    paid = outcome.cost_usd
+                    await state.budget.settle(estimate, paid if paid is not None else estimate)
+            response = self._response(outcome, meta)
+            response.latency_s = time.perf_counter() - started
+        self.stats.paid(response.latency_s, outcome.usage, outcome.cost_usd)
+        if outcome.fault is None and prepared.key is not None:
+            await asyncio.to_thread(self._store, prepared.key, outcome.completion)
+        return response
+
+    def _bill(self, completion: Completion) -> float | None:
+        """A billed attempt: what it cost (None: no price)."""
+        self._observed_max_input = max(self._observed_max_input, completion.usage.input_tokens)
+        return self._cost(completion.usage)
+
+    def _cost(self, usage: Usage) -> float | None:
+        return None if self.price is None else self.price.cost(usage.input_tokens, usage.output_tokens)
+
+    def _response(self, outcome: Outcome, meta: dict[str, Any]) -> Response:
+        """The sample's Response from its attempts: the answer, an empty answer after the
+        last attempt, or an error naming its cause; usage and cost of every billed attempt."""
+        fault, faults, n = outcome.fault, outcome.faults, outcome.attempts
+        paid: dict[str, Any] = {"usage": outcome.usage, "cost_usd": outcome.cost_usd, "attempts": n}
+        if fault is None:
+            completion = outcome.completion
+            assert completion is not None
+            self.stats.retries_by_cause.update(faults)
+            if completion.finish_reason == "length":
+                self.stats.truncated += 1
+            meta = {**meta, **completion.meta, **({"retries": faults} if faults else {})}
+            return Response(text=completion.text, finish_reason=completion.finish_reason, meta=meta, **paid)
+        self.stats.retries_by_cause.update(faults[:-1])
+        if fault.cause == "empty":  # bounded retries spent: an answer that is empty, recorded as such
+            self.stats.empty += 1
+            last = fault.billed
+            meta = {**meta, **last.meta, "empty_attempts": faults.count("empty"), "retries": faults[:-1]}
+            return Response(text="", finish_reason=last.finish_reason, meta=meta, **paid)
+        self.stats.errors_by_cause[fault.cause] += 1
+        self.stats.errors += 1
+        error = f"{fault.cause}: {self._redact(str(fault))} (after {n} attempt{'s' if n != 1 else ''})"
+        return Response(error=error, meta={**meta, "error_cause": fault.cause, "retries": faults[:-1]}, **paid)
+
+    # -- the response cache (greval/cache.py): looked up before preparing, filled after ----
     def _prepare(self, request: Request, gen: dict[str, Any]) -> _Prepared:
         """Worker-thread part: read + hash the image, look up the cache, prepare on a miss."""
         raw = request.sample.image_bytes() if (request.sample.image_path or request.sample.image_loader) else None
@@ -347,226 +489,38 @@ class ApiAdapter(Adapter):
         image = prepare_image(raw, self.images) if raw is not None else None
         return _Prepared(key, image=image)
 
+    def _store(self, key: str, answer: Completion | None) -> None:
+        """Keep a real answer (never an error, never empty text: those return no answer)."""
+        if answer is None or self.cache is None:
+            return
+        self.cache.put(
+            key,
+            model=self.model,
+            text=answer.text,
+            finish_reason=answer.finish_reason,
+            usage=answer.usage,
+            cost_usd=self._cost(answer.usage),
+            meta={k: v for k, v in answer.meta.items() if k in ("model_reported", "reasoning")},
+        )
+
+    # -- the budget (adapters/_budget.py) --------------------------------------------------
     def _estimate_cost(self, request: Request, image: PreparedImage | None, gen: dict[str, Any]) -> float:
         """Worst case for --max-cost: generous input estimate, the full output allowance."""
         assert self.price is not None
-        text_tokens = (len(request.prompt) + len(request.system or "")) // 3 + 16
         image_tokens = self._image_token_estimate(image) if image is not None else 0
-        input_tokens = max(self._observed_max_input, int(1.2 * (text_tokens + image_tokens)))
-        return self.price.cost(input_tokens, self._max_output_tokens(gen))
-
-    def _max_output_tokens(self, gen: dict[str, Any]) -> int:
-        return int(gen["max_tokens"])
-
-    def _cost(self, usage: Usage) -> float | None:
-        return None if self.price is None else self.price.cost(usage.input_tokens, usage.output_tokens)
-
-    async def _one(self, request: Request) -> Response:
-        state = self._state()
-        stats = self._stats
-        stats.requests += 1
-        gen = self.generation(request)
-        async with state.slots:
-            started = time.perf_counter()
-            try:
-                prepared = await asyncio.to_thread(self._prepare, request, gen)
-            except Exception as exc:  # unreadable image: the sample's own data problem, named
-                return Response(data_problem=image_problem(request.sample, exc), attempts=0)
-            if prepared.cached is not None:
-                hit = prepared.cached
-                stats.cached_hits += 1
-                stats.cached_original_cost_usd += hit.cost_usd or 0.0
-                return Response(
-                    text=hit.text,
-                    finish_reason=hit.finish_reason,
-                    usage=hit.usage,
-                    cost_usd=0.0,
-                    latency_s=time.perf_counter() - started,
-                    attempts=0,
-                    cached=True,
-                    meta={**hit.meta, "original_cost_usd": hit.cost_usd},
-                )
-            image = prepared.image
-            meta: dict[str, Any] = {}
-            if image is not None:
-                meta.update(
-                    image_bytes_sent=len(image.data),
-                    image_size_sent=list(image.size),
-                    image_media_type=image.media_type,
-                )
-                if image.reencoded:
-                    meta.update(image_reencoded=image.reencoded, image_size_original=list(image.original_size))
-            estimate = 0.0
-            if state.budget is not None:
-                estimate = self._estimate_cost(request, image, gen)
-                if not await state.budget.reserve(estimate):
-                    if not stats.not_sent_max_cost:
-                        log.warning(
-                            "--max-cost $%.2f reached (spent $%.4f): no new requests are sent; "
-                            "unsent samples are recorded as errors and sent by a re-run with a larger budget",
-                            self.max_cost,
-                            state.budget.spent,
-                        )
-                    stats.not_sent_max_cost += 1
-                    return Response(
-                        error=f"not sent: --max-cost budget of ${self.max_cost:.2f} reached "
-                        f"(spent ${state.budget.spent:.4f}); re-run with a larger --max-cost to send it",
-                        attempts=0,
-                        meta={**meta, "not_sent": "max_cost"},
-                    )
-            paid = Usage()
-            paid_cost: float | None = 0.0
-            try:
-                stats.sent += 1
-                response, answer = await self._send(state, request, image, gen, meta)
-                paid = response.usage
-                paid_cost = response.cost_usd
-            finally:
-                if state.budget is not None:
-                    await state.budget.settle(estimate, paid_cost if paid_cost is not None else estimate)
-            response.latency_s = time.perf_counter() - started
-        self._latencies.append(response.latency_s)
-        stats.input_tokens += paid.input_tokens
-        stats.output_tokens += paid.output_tokens
-        stats.reasoning_tokens += paid.reasoning_tokens
-        if paid_cost is None:
-            stats.cost_unknown_requests += 1
-        else:
-            stats.cost_usd += paid_cost
-        if answer is not None and prepared.key is not None and self.cache is not None:
-            # Only a real answer reaches here (errors and empty text return answer=None).
-            await asyncio.to_thread(
-                self.cache.put,
-                prepared.key,
-                model=self.model,
-                text=answer.text,
-                finish_reason=answer.finish_reason,
-                usage=answer.usage,
-                cost_usd=self._cost(answer.usage),
-                meta={k: v for k, v in answer.meta.items() if k in ("model_reported", "reasoning")},
-            )
-        return response
-
-    def _wait(self, retry_state: RetryCallState) -> float:
-        exc = retry_state.outcome.exception() if retry_state.outcome else None
-        if isinstance(exc, Fault) and exc.retry_after is not None:
-            # The server said when: wait that long, plus a little jitter so the herd spreads.
-            delay = min(exc.retry_after, RETRY_AFTER_CAP_S)
-            return delay + random.uniform(0, min(1.0, 0.1 * delay + 0.05))
-        return wait_random_exponential(multiplier=self.backoff_base, max=self.backoff_max)(retry_state)
-
-    async def _send(
-        self,
-        state: _LoopState,
-        request: Request,
-        image: PreparedImage | None,
-        gen: dict[str, Any],
-        meta: dict[str, Any],
-    ) -> tuple[Response, Completion | None]:
-        """Attempts until an answer, a non-retryable fault, or `max_attempts`. Returns the
-        sample's Response (usage and cost summed over billed attempts) and the answer
-        itself when there is a real one (for the cache)."""
-        attempts = 0
-        faults: list[str] = []
-        paid = Usage()
-        paid_cost: float | None = 0.0
-
-        def bill(completion: Completion) -> None:
-            nonlocal paid_cost
-            paid.input_tokens += completion.usage.input_tokens
-            paid.output_tokens += completion.usage.output_tokens
-            paid.reasoning_tokens += completion.usage.reasoning_tokens
-            self._observed_max_input = max(self._observed_max_input, completion.usage.input_tokens)
-            cost = self._cost(completion.usage)
-            paid_cost = None if cost is None or paid_cost is None else paid_cost + cost
-
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.max_attempts),
-            wait=self._wait,
-            retry=retry_if_exception(retryable),
-            reraise=True,
+        text_chars = len(request.prompt) + len(request.system or "")
+        return worst_case_cost(
+            self.price, text_chars, image_tokens, self._max_output_tokens(gen), self._observed_max_input
         )
-        completion: Completion | None = None
-        try:
-            async for attempt in retrying:
-                with attempt:
-                    await state.gate.wait()
-                    attempts += 1
-                    self._stats.attempts += 1
-                    try:
-                        completion = await asyncio.wait_for(
-                            self._call(state.client, request, image, gen), self.request_timeout
-                        )
-                    except Exception as exc:
-                        fault = self.classify(exc)
-                        if not self._reached and unreachable(exc, self.sdk):
-                            raise AdapterUnavailable(self._unreachable_message(state, fault, exc)) from exc
-                        self._reached = self._reached or isinstance(exc, self.sdk.APIStatusError)
-                        faults.append(fault.cause)
-                        if fault.cause == "rate_limit" and fault.retry_after:
-                            state.gate.pause(fault.retry_after)
-                        raise fault from exc
-                    self._reached = True
-                    bill(completion)
-                    # Empty text is retried like a fault, unless the token limit emptied it
-                    # (a reasoning model that spent everything thinking): that is a truncation.
-                    if not completion.text.strip() and completion.finish_reason != "length":
-                        faults.append("empty")
-                        raise Fault("empty", "empty response", billed=completion)
-        except Fault as fault:
-            if fault.cause == "empty":
-                # Bounded retries spent: an answer that is empty, recorded as such.
-                self._retries.update(faults[:-1])
-                self._stats.empty += 1
-                last = fault.billed
-                return Response(
-                    text="",
-                    finish_reason=last.finish_reason,
-                    usage=paid,
-                    cost_usd=paid_cost,
-                    attempts=attempts,
-                    meta={**meta, **last.meta, "empty_attempts": faults.count("empty"), "retries": faults[:-1]},
-                ), None
-            self._retries.update(faults[:-1])
-            self._errors[fault.cause] += 1
-            self._stats.errors += 1
-            return Response(
-                error=f"{fault.cause}: {self._redact(str(fault))} (after {attempts} attempt{'s' if attempts != 1 else ''})",
-                usage=paid,
-                cost_usd=paid_cost,
-                attempts=attempts,
-                meta={**meta, "error_cause": fault.cause, "retries": faults[:-1]},
-            ), None
-        assert completion is not None
-        self._retries.update(faults)
-        if completion.finish_reason == "length":
-            self._stats.truncated += 1
-        return Response(
-            text=completion.text,
-            finish_reason=completion.finish_reason,
-            usage=paid,
-            cost_usd=paid_cost,
-            attempts=attempts,
-            meta={**meta, **completion.meta, **({"retries": faults} if faults else {})},
-        ), completion
 
-    def classify(self, exc: BaseException) -> Fault:
-        """The retry policy's reading of one failed attempt; a provider may refine it."""
-        return classify(exc, self.sdk)
-
-    def _unreachable_message(self, state: _LoopState, fault: Fault, exc: BaseException) -> str:
-        url = self.base_url or str(getattr(state.client, "base_url", "") or self.provider_url)
+    # -- messages ----------------------------------------------------------------------------
+    def _unreachable_message(self, fault: Fault, exc: BaseException) -> str:
+        state = self._state_
+        client_url = getattr(state.client, "base_url", "") if state is not None else ""
+        url = self.base_url or str(client_url or self.provider_url)
         root = exc.__cause__ or exc  # the transport's own words: "[Errno 111] Connection refused"
         cause = self._redact(f"{type(root).__name__}: {root}" if fault.cause == "connection" else str(fault))
-        checks = [f"that a server is running at {url}"]
-        if self.base_url and not self.base_url.rstrip("/").endswith("/v1"):
-            checks.append(f"the URL: OpenAI-compatible servers usually want the /v1 suffix ({self.base_url}/v1)")
-        checks.append(f"the API key in ${self.key_var}")
-        checks.append(f"the model name {self.model!r} (the server's /models lists what it serves)")
-        return (
-            f"cannot use the {self.name} API at {url}: {fault.cause}: {cause}. Check {'; '.join(checks)}. "
-            "Stopped before sending the rest; nothing answered is lost: re-run the same command once it is fixed."
-        )
+        return unreachable_message(self.name, url, self.base_url, self.key_var, self.model, cause, fault)
 
     def _redact(self, text: str) -> str:
         """Error text goes into records and logs: never let the key ride along."""

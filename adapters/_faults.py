@@ -3,14 +3,18 @@ transport exception becomes a `Fault` with a cause ("rate_limit", "server_error"
 "timeout", "connection", "auth", ...) and whether another attempt may help (`classify`;
 a provider overrides `ApiAdapter.classify` to refine it). `unreachable` tells a wrong
 endpoint (refused connection, 401/403/404) from a transient fault; `RateGate` holds every
-new attempt after a 429 with Retry-After; `Budget` enforces --max-cost."""
+new attempt after a 429 with Retry-After; `Breaker` stops a run whose endpoint is wrong
+before it sends the rest."""
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
 import time
+from collections.abc import Callable
 from typing import Any
+
+from greval.adapter import AdapterUnavailable
 
 RETRY_AFTER_CAP_S = 120.0  # a Retry-After longer than this (a daily quota) is not waited out per request
 
@@ -111,41 +115,40 @@ class RateGate:
             await asyncio.sleep(delay)
 
 
-# -- budget ------------------------------------------------------------------------------
+class Breaker:
+    """The preflight and circuit breaker. Until the server has answered once, a fault that
+    says the endpoint itself is wrong (`unreachable`) stops the run at once with
+    `AdapterUnavailable` (the message from `describe`: the URL, the cause, what to check)
+    instead of retrying every sample for minutes. Once the server has answered (any HTTP
+    status, an error too), faults are the request's own and the retry policy handles them.
+    One breaker per adapter, not per event loop: a new loop does not forget the server."""
+
+    def __init__(self, sdk: Any, describe: Callable[[Fault, BaseException], str]) -> None:
+        self.sdk = sdk
+        self.describe = describe
+        self.reached = False
+
+    def failed(self, exc: BaseException, fault: Fault) -> None:
+        """One attempt failed with `exc` (read as `fault`): trip, or remember an HTTP reply."""
+        if not self.reached and unreachable(exc, self.sdk):
+            raise AdapterUnavailable(self.describe(fault, exc)) from exc
+        self.reached = self.reached or isinstance(exc, self.sdk.APIStatusError)
+
+    def answered(self) -> None:
+        self.reached = True
 
 
-class Budget:
-    """`--max-cost`: reserve a request's worst-case cost before sending it.
-
-    A request is sent only if spent + reserved + its estimate stays within the limit.
-    When it would not, it waits for in-flight requests to settle (their real cost is
-    usually far below the reservation); if it still would not fit with nothing in
-    flight, sending stops for the rest of the run and every later request is returned
-    unsent. Requests in flight always finish and are recorded.
-    """
-
-    def __init__(self, limit_usd: float) -> None:
-        self.limit = limit_usd
-        self.spent = 0.0
-        self.reserved = 0.0
-        self.stopped = False
-        self._cond = asyncio.Condition()
-
-    async def reserve(self, estimate: float) -> bool:
-        async with self._cond:
-            while True:
-                if self.stopped:
-                    return False
-                if self.spent + self.reserved + estimate <= self.limit:
-                    self.reserved += estimate
-                    return True
-                if self.reserved <= 1e-12:
-                    self.stopped = True
-                    return False
-                await self._cond.wait()
-
-    async def settle(self, estimate: float, actual: float) -> None:
-        async with self._cond:
-            self.reserved = max(0.0, self.reserved - estimate)
-            self.spent += actual
-            self._cond.notify_all()
+def unreachable_message(
+    adapter: str, url: str, base_url: str | None, key_var: str, model: str | None, cause: str, fault: Fault
+) -> str:
+    """What the breaker says: the URL, the cause, and what to check (a server there, the
+    /v1 suffix, the key variable, the model name), and that re-running resumes."""
+    checks = [f"that a server is running at {url}"]
+    if base_url and not base_url.rstrip("/").endswith("/v1"):
+        checks.append(f"the URL: OpenAI-compatible servers usually want the /v1 suffix ({base_url}/v1)")
+    checks.append(f"the API key in ${key_var}")
+    checks.append(f"the model name {model!r} (the server's /models lists what it serves)")
+    return (
+        f"cannot use the {adapter} API at {url}: {fault.cause}: {cause}. Check {'; '.join(checks)}. "
+        "Stopped before sending the rest; nothing answered is lost: re-run the same command once it is fixed."
+    )

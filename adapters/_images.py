@@ -40,6 +40,17 @@ class PreparedImage:
     def b64(self) -> str:
         return base64.b64encode(self.data).decode("ascii")
 
+    def meta(self) -> dict[str, Any]:
+        """What a record says about the image sent (and the original, when re-encoded)."""
+        meta: dict[str, Any] = {
+            "image_bytes_sent": len(self.data),
+            "image_size_sent": list(self.size),
+            "image_media_type": self.media_type,
+        }
+        if self.reencoded:
+            meta.update(image_reencoded=self.reencoded, image_size_original=list(self.original_size))
+        return meta
+
 
 def prepare_image(raw: bytes, settings: ImageSettings) -> PreparedImage:
     """The image as it will be sent: the original bytes whenever possible.
@@ -85,6 +96,3 @@ def prepare_image(raw: bytes, settings: ImageSettings) -> PreparedImage:
             break
         quality -= 10
     return PreparedImage(data, "image/jpeg", rgb.size, (width, height), reason)
-
-
-# -- faults and retries ------------------------------------------------------------------

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from greval.errors import GrevalError
-from greval.parse import ParsedAnswer
+from greval.parse import ParsedAnswer, parse_answer
 
 EXTRACTION_FLAGS = (
     "coords_in_refusal",
@@ -162,21 +162,32 @@ def apply_overrides(records: list[dict[str, Any]], overrides: list[Override]) ->
 
 
 def context(text: str | None, record: dict[str, Any], width: int = 120) -> str:
-    """The text around the decision: around the chosen latitude, else the answer's end."""
+    """The text around the decision, the decision itself between [[ and ]]: the parser's
+    span (ParsedAnswer.span) when re-reading the output gives the record's reading, else
+    around the chosen latitude, else the answer's end."""
     if not text:
         return ""
-    at = -1
-    if record.get("lat") is not None:
-        digits = f"{abs(float(record['lat'])):.6f}".rstrip("0").rstrip(".")
-        at = text.rfind(digits[: max(4, len(digits) - 2)])
-    if at < 0:
+    span = _decision_span(text, record)
+    if span is None:
         snippet = text[-2 * width :]
-        prefix = "…" if len(text) > 2 * width else ""
-    else:
-        lo, hi = max(0, at - width), min(len(text), at + width)
-        snippet, prefix = text[lo:hi], "…" if lo else ""
-        snippet += "…" if hi < len(text) else ""
-    return prefix + " ".join(snippet.split())
+        return ("…" if len(text) > 2 * width else "") + " ".join(snippet.split())
+    a, b = span
+    lo, hi = max(0, a - width), min(len(text), b + width)
+    middle = text[a:b] if b - a <= 2 * width else text[a : a + width] + " … " + text[b - width : b]
+    out = ("…" if lo else "") + text[lo:a] + "[[" + middle + "]]" + text[b:hi] + ("…" if hi < len(text) else "")
+    return " ".join(out.split())
+
+
+def _decision_span(text: str, record: dict[str, Any]) -> tuple[int, int] | None:
+    said = record.get("override") or record  # what the parser said, before any override
+    parsed = parse_answer(text)
+    if parsed.span is not None and parsed.status.value == said.get("status") and parsed.lat == said.get("lat"):
+        return parsed.span
+    if said.get("lat") is None:
+        return None
+    digits = f"{abs(float(said['lat'])):.6f}".rstrip("0").rstrip(".")
+    at = text.rfind(digits[: max(4, len(digits) - 2)])
+    return None if at < 0 else (at, at + len(digits))
 
 
 def flagged(records: list[dict[str, Any]], flag: str | None = None, task: str | None = None) -> list[dict[str, Any]]:
@@ -229,12 +240,17 @@ class AuditError(GrevalError):
 KNOWN_FLAGS = (*EXTRACTION_FLAGS, "near_border")
 
 
-def check_request(run_dir: Path, records: list[dict[str, Any]], flag: str | None, specs: list[str]) -> list[Override]:
+def check_request(
+    run_dir: Path, records: list[dict[str, Any]], flag: str | None, specs: list[str], task: str | None = None
+) -> list[Override]:
     """The overrides asked for, checked against the run: every sample named must exist."""
     if not records:
         raise AuditError(f"{run_dir} holds no predictions.jsonl records: is it a greval run folder?")
     if flag is not None and flag not in KNOWN_FLAGS:
         raise AuditError(f"unknown flag {flag!r}; known: {', '.join(KNOWN_FLAGS)}")
+    tasks = sorted({r["task"] for r in records})
+    if task is not None and task not in tasks:
+        raise AuditError(f"--task {task!r}: the run has no such task; its tasks: {', '.join(tasks)}")
     try:
         overrides = [Override.parse(spec) for spec in specs]
     except OverrideError as e:

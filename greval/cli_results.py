@@ -93,7 +93,7 @@ def audit(run_dir, flag, task, fmt, overrides) -> None:
     from greval.records import RUN_INFO, read_json, read_predictions, write_json_atomic
 
     records = read_predictions(run_dir)
-    wanted = A.check_request(run_dir, records, flag, list(overrides))
+    wanted = A.check_request(run_dir, records, flag, list(overrides), task)
     if wanted:
         from greval.run import score_run_dir
 

@@ -60,8 +60,8 @@ Rules, applied in this order
       followed by a candidate, only the candidates after the LAST such phrase count,
       and the FIRST of them is the answer (what follows it is usually explanation:
       "48.85, 2.35, near the Louvre, 1 km from 48.86, 2.29"). If the last commitment
-      phrase is followed by no candidate but by a refusal ("Final answer: I cannot
-      tell"), the result is REFUSAL.
+      phrase introduces a refusal ("Final answer: I cannot tell"), the result is
+      REFUSAL (rule 6 says when it does).
    b. Otherwise the LAST candidate is the answer (reasoning comes before conclusions).
    c. Candidates introduced as alternatives are skipped unless nothing else is left:
       an "alternatively", "or", "could also be", "rather than", "less likely", "ruled
@@ -79,15 +79,33 @@ Rules, applied in this order
    (a place name without coordinates is NO_ANSWER: greval does not geocode names).
 
 6. **A caveat never erases a given answer.** A refusal is the answer only when it IS
-   what the last final-answer marker introduces (rule 4a), or when no usable coordinate
-   is offered at all (rule 5). A caveat about certainty, before or after the answer
+   what the last commitment phrase introduces, or when no usable coordinate is offered
+   at all (rule 5). A caveat about certainty or precision, before or after the answer
    ("my best guess", "I cannot be 100% certain", "impossible to pinpoint the exact
-   street", "**Important Note:** ... an educated guess") changes nothing:
-   `{"lat": 19.076, "long": 72.8777}` followed by such a note is OK at those coordinates.
+   street", "**Important Note:** ... an educated guess", "I can't be more precise")
+   changes nothing: `{"lat": 19.076, "long": 72.8777}` followed by such a note is OK at
+   those coordinates. The last commitment phrase introduces a refusal when
+   - a coordinate follows it and the refusal is written as its value, ending the clause:
+     "Final coordinates: N/A — ...", "Final answer: Unknown. (I first thought 41.9,
+     12.5)" (but not "Final answer: Unknown street, Rome: 41.9, 12.5");
+   - no coordinate follows it and a refusal phrase after it is not a caveat. A caveat
+     is a refusal phrase whose own clause (within , ; : . and at most 60 characters
+     either side) names certainty ("certain", "sure", "100 %", "confirm", "verify",
+     "guarantee", "more precise", "further") or, except in the clause the phrase
+     introduces with ":" or "is", precision ("exact", "precise", "pinpoint", "street", "accurate"). So
+     "Final answer: I cannot determine the exact location" is a refusal, while "48.85,
+     2.35 is my final answer, though I cannot pinpoint the exact street" stays OK.
+   A refusal followed by coordinates ("I can't determine the exact address, but ...
+   43.77, 11.26") is OK at the coordinates: they are offered.
 
 7. **Null Island is a placeholder.** An answer of exactly (0, 0) (`"latitude": "0",
    "longitude": "0"` beside `"city": "Unknown"`, `0.0000, 0.0000`) is a refusal written
    as data: REFUSAL (source "null_island"), flagged `null_island`.
+
+`ParsedAnswer.span` is where the decision was read, as offsets into the raw text: the
+chosen coordinate (for Null Island too), the refusal phrase, or the final-answer marker
+through the refusal it introduces; None for EMPTY and NO_ANSWER. `greval audit` shows
+the text around it.
 
 Flags
 -----
@@ -115,6 +133,38 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 
+from greval.parse_patterns import (
+    ALTERNATIVE,
+    CERTAINTY_WORDS,
+    CJK_SIGNS,
+    CLAUSE_END,
+    CLOSE_BRACKET,
+    COMMIT,
+    COMMIT_HINTS,
+    COMMIT_LOWER,
+    COMPONENT,
+    DATA_REFUSAL_AFTER_MARKER,
+    FORMAT,
+    GEOJSON_POINT,
+    INTRODUCES,
+    LABEL_KINDS,
+    LABEL_REV,
+    LABEL_WINDOW,
+    MINUS,
+    NULL_HINTS,
+    NULL_VALUE,
+    OPEN_BRACKET,
+    PAIR_GAP,
+    PAIR_GAP_NEWLINE,
+    PRECISION_WORDS,
+    RANKED_ITEM,
+    REFUSAL_RE,
+    SENTENCE_END,
+    SUFFIX_LABEL,
+    TAG,
+    UNIT_AFTER,
+)
+
 __all__ = ["ParseStatus", "ParsedAnswer", "parse_answer", "has_think_answer_format"]
 
 
@@ -134,6 +184,9 @@ class ParsedAnswer:
     source: str | None = None  # which rule matched: "json", "labelled", "pair", "dms", ...
     # Doubts about this reading, for `greval audit` (see "Flags" in the module docstring).
     flags: tuple[str, ...] = ()
+    # Where in the text the decision was made, [start, end) offsets: the chosen coordinate,
+    # or the refusal (from its final-answer marker). None for EMPTY and NO_ANSWER.
+    span: tuple[int, int] | None = None
 
     @property
     def ok(self) -> bool:
@@ -142,206 +195,8 @@ class ParsedAnswer:
 
 _EMPTY = ParsedAnswer(None, None, ParseStatus.EMPTY)
 _NO_ANSWER = ParsedAnswer(None, None, ParseStatus.NO_ANSWER)
-_REFUSAL = ParsedAnswer(None, None, ParseStatus.REFUSAL, "refusal")
 
 _MAX_REGION = 64 * 1024  # longer regions keep their first and last half of this
-
-# --- tags -------------------------------------------------------------------------
-
-_TAG = re.compile(r"<[ \t]*(/?)[ \t]*(think|answer)[ \t]*>", re.IGNORECASE)
-_FORMAT = re.compile(r"\s*<think>(.*?)</think>\s*<answer>(.*?)</answer>\s*", re.DOTALL)
-
-# --- one number that may be a coordinate component -----------------------------------
-
-_HEMI_WORD = r"(?i:north|south|east|west)"
-_COMPONENT = re.compile(
-    r"""
-    (?=[NSEW0-9+\-−－﹣])  # a cheap first-character test before the lookbehind
-    (?<![0-9A-Za-z_.])
-    (?:(?P<phemi>[NSEW])[ \t]?(?=[-+−－0-9]))?
-    (?P<sign>[-+−－﹣])?
-    (?P<deg>[0-9]{1,3}(?:\.[0-9]+|,[0-9]+(?=[ \t]?[°º˚]))?)
-    (?:
-        [ \t]{0,2}(?P<degmark>[°º˚]|deg(?:rees?|s)?(?![A-Za-z]))
-        (?:
-            [ \t]{0,2}(?P<min>[0-9]{1,2}(?:\.[0-9]+)?)[ \t]?(?:['′’´]|min(?:utes?|s)?(?![A-Za-z])|(?(phemi)(?=[ \t\n,;)\]}]|$)|(?!)))
-            (?:
-                [ \t]{0,2}(?P<sec>[0-9]{1,2}(?:\.[0-9]+)?)[ \t]?(?:\\?["″”]|''|′′|’’|sec(?:onds?|s)?(?![A-Za-z]))
-            )?
-        )?
-    )?
-    (?(phemi)|(?:[ \t]{0,2}(?P<hemi>[NSEW]|"""
-    + _HEMI_WORD
-    + r""")(?![0-9A-Za-z_]))?)
-    (?![0-9A-Za-z_]|\.[0-9])
-    """,
-    re.VERBOSE,
-)
-
-# A unit right after a number means it is not a coordinate.
-_UNIT_AFTER = re.compile(
-    r"""[ \t]*(?:
-        %|percent|per[ \t]?cent|km|kilomet|kms\b|met(?:er|re)s?(?![A-Za-z])|m(?![A-Za-z²])|m²|mi(?![A-Za-z])|miles?
-        |ft(?![A-Za-z])|feet|foot|yards?|nmi|knots?|[hH]ours?|hrs?(?![A-Za-z])|h(?![A-Za-z])
-        |mins?(?![A-Za-z])|minutes|secs?(?![A-Za-z])|seconds|s(?![A-Za-z])|years?|yrs?|months?|days?|weeks?
-        |kg|tons?|tonnes?|people|inhabitants|residents|million|billion|thousand|k(?![A-Za-z])
-        |[°º˚]?[ \t]?[CF](?![A-Za-z])|am(?![A-Za-z])|pm(?![A-Za-z])|[ap]\.m|AD(?![A-Za-z])|BCE?|CE(?![A-Za-z])
-        |st(?![A-Za-z])|nd(?![A-Za-z])|rd(?![A-Za-z])|th(?![A-Za-z])|x(?![A-Za-z])|times|stor(?:e?ys|ies)
-        |floors?|sq(?![A-Za-z])|acres?|hectares?|ha(?![A-Za-z])|mm(?![A-Za-z])|cm(?![A-Za-z])|fps|mph|kph
-        |lanes?|stars?|points?|pts|/10|/100|out[ \t]of
-    )""",
-    re.VERBOSE,
-)
-
-
-# The words right before a number that name what it is ("Latitude:", '"lng": "',
-# "coordinates are about", "confidence:"). Matched on the REVERSED window that ends
-# where the number starts, so the match is anchored (`.match`) and costs only the
-# label's length instead of a scan of every start position.
-def _rev_alternation(words: str) -> str:
-    return "|".join(re.escape(w[::-1]) for w in sorted(words.split(), key=len, reverse=True))
-
-
-# English plus the Spanish / Portuguese / Italian / German words models answer with
-# when the prompt or the photo is in that language.
-_LAT_WORDS = "lat latitude latitud latitudine breitengrad"
-_LON_WORDS = "lon lng long longitude longitud longitudine längengrad laengengrad"
-_KEY_SUFFIXES = "_deg _dd _decimal _degrees _value deg dd decimal degrees value"
-_FILLERS = "is of are approx approximately about around roughly near nearly at value equals equal estimated est be would should close to 约 约为 大约 为 是"
-_CONTEXT_WORDS = "coordinate coordinates coord coords gps location position latlng latlon lat_lon lat_lng answer guess point 坐标 經緯度 经纬度"
-_NONCOORD_WORDS = (
-    "confidence probability certainty score accuracy altitude elevation height radius error uncertainty"
-    " population distance zoom temperature rating version year depth speed size area price cost weight"
-    " width length angle heading bearing time ratio 置信度 海拔"
-)
-_REV_LAT = rf"(?:s?(?:{_rev_alternation(_LAT_WORDS)}))"
-_REV_LON = rf"(?:s?(?:{_rev_alternation(_LON_WORDS)}))"
-_LABEL_REV = re.compile(
-    rf"""
-    (?P<tail>[\W_]*(?:(?<![A-Za-z])(?:{_rev_alternation(_FILLERS)})[\W_]*){{0,3}})
-    (?:
-        (?<![A-Za-z])(?P<hdr_latlon>{_REV_LON}[ \t]*[/,&|][ \t]*{_REV_LAT})(?![0-9A-Za-z])
-      | (?<![A-Za-z])(?P<hdr_lonlat>{_REV_LAT}[ \t]*[/,&|][ \t]*{_REV_LON})(?![0-9A-Za-z])
-      | (?<![A-Za-z])(?:{_rev_alternation(_KEY_SUFFIXES)})?(?P<lat>{_rev_alternation(_LAT_WORDS)})(?![0-9A-Za-z])
-      | (?<![A-Za-z])(?:{_rev_alternation(_KEY_SUFFIXES)})?(?P<lon>{_rev_alternation(_LON_WORDS)})(?![0-9A-Za-z])
-      | (?P<cjk_n>纬北|緯北|度纬|度緯)
-      | (?P<cjk_s>纬南|緯南)
-      | (?P<cjk_e>经东|經東|度经|度經)
-      | (?P<cjk_w>经西|經西)
-      | (?<![A-Za-z])(?P<ctx>{_rev_alternation(_CONTEXT_WORDS)})(?![0-9A-Za-z])
-      | (?<![A-Za-z])(?P<noncoord>{_rev_alternation(_NONCOORD_WORDS)})(?![0-9A-Za-z])
-    )
-    """,
-    re.IGNORECASE | re.VERBOSE,
-)
-_LABEL_WINDOW = 48
-_LABEL_KINDS = {
-    "hdr_latlon": "latlon",
-    "hdr_lonlat": "lonlat",
-    "cjk_n": "lat",
-    "cjk_s": "lat",
-    "cjk_e": "lon",
-    "cjk_w": "lon",
-}
-_CJK_SIGNS = {"cjk_n": False, "cjk_s": True, "cjk_e": False, "cjk_w": True}  # True: negative
-
-# "48.85 latitude, 2.35 longitude": the axis named after the number.
-_SUFFIX_LABEL = re.compile(
-    r"[ \t]*(?:\*\*|__|\*|_)?[ \t]*\(?(?:(?P<lat>latitude|lat)|(?P<lon>longitude|long|lon|lng))(?![A-Za-z])(?![ \t]*[/,&|][ \t]*(?:lat|lon|lng|long))",
-    re.IGNORECASE,
-)
-
-# What may stand between the two numbers of an unnamed pair.
-_PAIR_GAP = re.compile(
-    r"""[ \t*_`"'\])}]*(?:(?P<punct>[,，;；/|、])|(?P<and>and|&))?[ \t*_`"'\[({]*""",
-    re.VERBOSE,
-)
-_PAIR_GAP_NEWLINE = re.compile(r"""[ \t*_`"',]*\n[ \t*_`"'\-]*""")
-_OPEN_BRACKET = re.compile(r"""[(\[{][ \t"'`]*\Z""")
-_CLOSE_BRACKET = re.compile(r"""[ \t"'`°]*[)\]}]""")
-_GEOJSON_POINT = re.compile(r"""["']type["'][ \t]*:[ \t]*["']Point["']""")
-
-# A data refusal: {"latitude": null}, "lat": "unknown", latitude: N/A.
-_NULL_VALUE = re.compile(
-    r"""(?<![0-9A-Za-z])lat(?:itude)?["']?[ \t]*[:=][ \t]*(?:null|none|nan|n/?a|unknown|["'](?:unknown|n/?a|none|null|nan|-*)["'])(?![A-Za-z])""",
-    re.IGNORECASE,
-)
-
-_NULL_HINTS = ("null", "none", "nan", "n/a", "na", "unknown", '""', "''", "-")
-
-# --- commitment, alternatives, refusals ----------------------------------------------
-
-_COMMIT = re.compile(
-    r"""(?:
-        final[ \t]+(?:answer|coordinates?|guess|estimate|prediction|location|response|result|output|decision|choice)
-      | (?:my|the)[ \t]+best[ \t]+(?:guess|estimate|bet)|best[ \t]+guess
-      | (?:I'?ll|I[ \t]+will|I'?m[ \t]+going|I[ \t]+am[ \t]+going|let'?s)[ \t]+go[ \t]+with|going[ \t]+with
-      | my[ \t]+(?:answer|guess|prediction|estimate|pick|choice)(?:[ \t]+(?:is|would[ \t]+be|will[ \t]+be))?
-      | the[ \t]+answer[ \t]+is|answer[ \t]*[:：]
-      | in[ \t]+conclusion|to[ \t]+conclude|conclusion[ \t]*[:：]|in[ \t]+summary|to[ \t]+summari[sz]e
-      | settle[ \t]+on|commit(?:ting)?[ \t]+to|predicted[ \t]+(?:location|coordinates)|estimated[ \t]+(?:location|coordinates)
-      | most[ \t]+likely[ \t]+(?:location|coordinates|answer|spot|place)
-      | 最终答案|最终坐标|最终结论|答案[:：]|结论[:：]|综上
-    )""",
-    re.IGNORECASE | re.VERBOSE,
-)
-
-_COMMIT_LOWER = re.compile(_COMMIT.pattern.lower(), re.VERBOSE)
-
-# Cheap `in` checks on the lower-cased region that must pass before _COMMIT runs.
-_COMMIT_HINTS = (
-    "final",
-    "best",
-    "go with",
-    "going with",
-    "my ",
-    "answer",
-    "conclu",
-    "summar",
-    "settl",
-    "commit",
-    "predicted",
-    "estimated",
-    "most likely",
-    "最终",
-    "答案",
-    "结论",
-    "综上",
-)
-
-_ALTERNATIVE = re.compile(
-    r"""(?<![A-Za-z])(?:
-        alternative(?:ly|s)?|another[ \t]+(?:possibility|option|candidate|guess|choice)|other[ \t]+(?:possibilit|option|candidat)
-      | second(?:ary)?[ \t]+(?:guess|choice|candidate|option|possibility)|could[ \t]+also[ \t]+be|might[ \t]+also[ \t]+be
-      | may[ \t]+also[ \t]+be|less[ \t]+likely|unlikely|runner[- ]up|backup|rather[ \t]+than|instead[ \t]+of
-      | rul(?:e|ed|ing)[ \t]+out|ruled|excluded?|not[ \t]+(?:the[ \t]+)?(?:answer|location|it)|or
-      | (?<=[,;—–])[ \t]*not(?=[ \t]+(?!(?:far|too|very|so|much|more|less|only|just|quite|exactly|that|sure|certain)(?![A-Za-z])))
-      | 或者|也可能|备选
-    )(?![A-Za-z])""",
-    re.IGNORECASE | re.VERBOSE,
-)
-_SENTENCE_END = re.compile(r"[.!?。！？](?:\s|$)|\n")
-_RANKED_ITEM = re.compile(
-    r"""[ \t>*_\-]*(?:(?:option|candidate|guess|choice|possibility|alternative)[ \t]*)?\#?[ \t]*(?:[2-9]|1[0-9])[.):：]""",
-    re.IGNORECASE,
-)
-
-_REFUSAL_RE = re.compile(
-    r"""(?<![A-Za-z])(?:
-        can[ \t]?not|can'?t|can’t|couldn'?t|couldn’t|unable|not[ \t]+(?:be[ \t]+)?able|impossible|not[ \t]+possible
-      | don'?t[ \t]+know|don’t[ \t]+know|do[ \t]+not[ \t]+know|no[ \t]+way[ \t]+to|sorry|apologi[sz]e|refuse|decline
-      | (?:don'?t|don’t|do[ \t]+not)[ \t]+think[ \t]+(?:I|we)[ \t]+can
-      | not[ \t]+(?:confident|sure)[ \t]+enough|(?:don'?t|don’t|do[ \t]+not)[ \t]+feel[ \t]+confident
-      | won'?t[ \t]+be[ \t]+able|unknown|undetermin\w*|indeterminate|not[ \t]+determinable|insufficient
-      | not[ \t]+enough[ \t]+(?:information|detail|details|clues|context|visual)|no[ \t]+(?:clear|identifiable|distinctive|definitive|discernible|recognizable|obvious)
-      | n/a|null|none|nan|no[ \t]+answer|privacy
-      | 无法|不能确定|不确定|抱歉|未知
-    )(?![A-Za-z])""",
-    re.IGNORECASE | re.VERBOSE,
-)
-
-_MINUS = frozenset("-−－﹣")
-_SOUTH_WEST = frozenset(("S", "W", "s", "w"))
 
 
 @dataclass(slots=True)
@@ -405,7 +260,7 @@ def has_think_answer_format(text: str | None) -> bool:
     for tag in ("<think>", "</think>", "<answer>", "</answer>"):
         if text.count(tag) != 1:
             return False
-    m = _FORMAT.fullmatch(text)
+    m = FORMAT.fullmatch(text)
     return m is not None and bool(m.group(2).strip())
 
 
@@ -415,34 +270,74 @@ def has_think_answer_format(text: str | None) -> bool:
 def _parse(text: str | None) -> ParsedAnswer:
     if not isinstance(text, str) or not text or text.isspace():
         return _EMPTY
-    region = _answer_region(text)
+    region, pieces = _answer_region(text)
     if len(region) > _MAX_REGION:
         half = _MAX_REGION // 2
-        region = region[:half] + "\n" + region[-half:]
+        cut = len(region) - half  # region[cut:] follows the "\n" at half
+        pieces = _cut_pieces(pieces, half, cut)
+        region = region[:half] + "\n" + region[cut:]
     if not region or region.isspace():
         return _NO_ANSWER
 
     candidates = _candidates(region)
     if not candidates:
-        failed = _REFUSAL if _REFUSAL_RE.search(region) else _NO_ANSWER
-        return _with_flags(failed, _coords_elsewhere(text, region))
-    chosen = _choose(region, candidates)
+        m = REFUSAL_RE.search(region)
+        if m is None:
+            return _with_flags(_NO_ANSWER, _coords_elsewhere(text, region))
+        where = _span(pieces, *m.span())
+        return ParsedAnswer(None, None, ParseStatus.REFUSAL, "refusal", _coords_elsewhere(text, region), where)
+    chosen, refusal = _choose(region, candidates)
     if chosen is None:
-        return _with_flags(_REFUSAL, ("coords_in_refusal",) if any(map(_usable, candidates)) else ())
-    result = _result(chosen)
-    if result.ok and result.lat == 0.0 and result.lon == 0.0:
+        flags = ("coords_in_refusal",) if any(map(_usable, candidates)) else ()
+        return ParsedAnswer(None, None, ParseStatus.REFUSAL, "refusal", flags, refusal and _span(pieces, *refusal))
+    where = _span(pieces, chosen.start, chosen.end)
+    status = _status(chosen)
+    if status is ParseStatus.OK and chosen.lat == 0.0 and chosen.lon == 0.0:
         # Null Island: "0, 0" beside "city: Unknown" is a refusal written as data.
-        return ParsedAnswer(None, None, ParseStatus.REFUSAL, "null_island", ("null_island",))
-    return _with_flags(result, _doubts(region, candidates, chosen, result))
+        return ParsedAnswer(None, None, ParseStatus.REFUSAL, "null_island", ("null_island",), where)
+    if status is ParseStatus.REFUSAL:  # a refusal written as data: {"lat": null}
+        flags = ("coords_in_refusal",) if any(map(_usable, candidates)) else ()
+        return ParsedAnswer(None, None, status, "refusal", flags, where)
+    flags = _doubts(region, candidates, chosen, status)
+    if status is ParseStatus.OK:
+        return ParsedAnswer(chosen.lat, chosen.lon, status, chosen.source, flags, where)
+    return ParsedAnswer(None, None, status, chosen.source, flags, where)
 
 
-def _answer_region(text: str) -> str:
+# Where the pieces of a region come from: (offset in the region, offset in the text), in
+# order; a region position maps to the text through the last piece that starts at or before it.
+_Pieces = list[tuple[int, int]]
+_WHOLE: _Pieces = [(0, 0)]
+
+
+def _span(pieces: _Pieces, a: int, b: int) -> tuple[int, int]:
+    """Region offsets [a, b) as offsets into the raw text."""
+    if pieces is _WHOLE:
+        return a, b
+    return _to_text(pieces, a), _to_text(pieces, max(a, b - 1)) + 1
+
+
+def _to_text(pieces: _Pieces, pos: int) -> int:
+    if len(pieces) == 1:
+        return pieces[0][1] + pos
+    k = bisect.bisect_right(pieces, (pos, math.inf)) - 1
+    return pieces[k][1] + pos - pieces[k][0]
+
+
+def _cut_pieces(pieces: _Pieces, half: int, cut: int) -> _Pieces:
+    """The pieces of region[:half] + "\n" + region[cut:]."""
+    head = [p for p in pieces if p[0] < half]
+    tail = [(r - cut + half + 1, t) for r, t in pieces if r > cut]
+    return [*head, (half + 1, _to_text(pieces, cut)), *tail]
+
+
+def _answer_region(text: str) -> tuple[str, _Pieces]:
     """The text that may hold the answer: the last <answer> block, else non-reasoning text."""
     if "<" not in text:
-        return text
-    tags = list(_TAG.finditer(text))
+        return text, _WHOLE
+    tags = list(TAG.finditer(text))
     if not tags:
-        return text
+        return text, _WHOLE
     reasoning: list[tuple[int, int]] = []
     open_at: int | None = None
     seen_think = False
@@ -477,24 +372,28 @@ def _answer_region(text: str) -> str:
             if t.start() >= chosen.end() and t.group(2).lower() == "answer" and t.group(1):
                 end = t.start()
                 break
-        return text[chosen.end() : end]
+        return text[chosen.end() : end], [(0, chosen.end())]
     if not reasoning:
-        return text
-    pieces = []
-    pos = 0
+        return text, _WHOLE
+    parts: list[str] = []
+    pieces: _Pieces = []
+    pos = at = 0
     for a, b in sorted(reasoning):
         if a > pos:
-            pieces.append(text[pos:a])
+            pieces.append((at, pos))
+            parts.append(text[pos:a])
+            at += a - pos + 1  # the piece and the "\n" that joins it to the next
         pos = max(pos, b)
-    pieces.append(text[pos:])
-    return "\n".join(pieces)
+    pieces.append((at, pos))
+    parts.append(text[pos:])
+    return "\n".join(parts), pieces
 
 
 def _components(region: str) -> list[_Component]:
     comps: list[_Component] = []
     prev_end = 0
     geojson: bool | None = None
-    for m in _COMPONENT.finditer(region):
+    for m in COMPONENT.finditer(region):
         start, end = m.span()
         phemi, sign, deg_text, degmark, minutes, seconds, hemi = m.group(
             "phemi", "sign", "deg", "degmark", "min", "sec", "hemi"
@@ -509,37 +408,37 @@ def _components(region: str) -> list[_Component]:
             value += mv / 60.0 + sv / 3600.0
         hemi = hemi or phemi
         hemi_axis = None
-        negative = sign in _MINUS
+        negative = sign in MINUS
         if hemi:
             h = hemi[0].upper()
             hemi_axis = "lat" if h in "NS" else "lon"
             negative = h in "SW"
-        unit = _UNIT_AFTER.match(region, end) is not None
+        unit = UNIT_AFTER.match(region, end) is not None
 
         label = None
         label_start = start
         quoted = False
-        window_start = max(prev_end, start - _LABEL_WINDOW)
-        lm = _LABEL_REV.match(region[window_start:start][::-1]) if start > window_start else None
+        window_start = max(prev_end, start - LABEL_WINDOW)
+        lm = LABEL_REV.match(region[window_start:start][::-1]) if start > window_start else None
         if lm is not None:
             label_start = start - lm.end()
             tail = lm.group("tail")
             quoted = ("'" in tail or '"' in tail) and (":" in tail or "=" in tail)
             kind = lm.lastgroup
-            label = _LABEL_KINDS.get(kind, kind)
-            if kind in _CJK_SIGNS:
-                if _CJK_SIGNS[kind]:
+            label = LABEL_KINDS.get(kind, kind)
+            if kind in CJK_SIGNS:
+                if CJK_SIGNS[kind]:
                     negative = True
                 elif hemi is None:
                     negative = False
             if label == "ctx" and lm.group("ctx").lower().endswith("drooc"):
                 if geojson is None:
-                    geojson = _GEOJSON_POINT.search(region) is not None
+                    geojson = GEOJSON_POINT.search(region) is not None
                 if geojson:
                     label = "lonlat"
         label_end = end
         if label is None and not unit:
-            sm = _SUFFIX_LABEL.match(region, end)
+            sm = SUFFIX_LABEL.match(region, end)
             if sm is not None:
                 label = "lat" if sm.group("lat") else "lon"
                 label_end = sm.end()
@@ -586,17 +485,17 @@ def _unnamed_pair(region: str, a: _Component, b: _Component) -> _Candidate | Non
     if len(gap) > 16:
         return None
     strong = a.dms or b.dms or a.hemi_axis is not None or b.hemi_axis is not None
-    gm = _PAIR_GAP.fullmatch(gap)
+    gm = PAIR_GAP.fullmatch(gap)
     if gm is None:
-        if not (strong and _PAIR_GAP_NEWLINE.fullmatch(gap)):
+        if not (strong and PAIR_GAP_NEWLINE.fullmatch(gap)):
             return None
     elif gm.group("and") is not None:
         if not strong:
             return None
     elif gm.group("punct") is None and not ((a.decimal and b.decimal) or strong) or not gap and not strong:
         return None
-    bracketed = bool(_OPEN_BRACKET.search(region, max(0, a.start - 4), a.start)) and bool(
-        _CLOSE_BRACKET.match(region, b.end)
+    bracketed = bool(OPEN_BRACKET.search(region, max(0, a.start - 4), a.start)) and bool(
+        CLOSE_BRACKET.match(region, b.end)
     )
     context = a.label in ("ctx", "latlon", "lonlat", "lat", "lon")
     if not (strong or (a.decimal and b.decimal) or bracketed or context):
@@ -643,8 +542,8 @@ def _candidates(region: str) -> list[_Candidate]:
                 continue
         i += 1
     lowered = region.lower()
-    if "lat" in lowered and any(h in lowered for h in _NULL_HINTS):
-        for m in _NULL_VALUE.finditer(region):
+    if "lat" in lowered and any(h in lowered for h in NULL_HINTS):
+        for m in NULL_VALUE.finditer(region):
             out.append(_Candidate(m.start(), m.end(), math.nan, math.nan, True, "refusal", refusal=True))
         out.sort(key=lambda c: c.start)
     return out
@@ -652,37 +551,40 @@ def _candidates(region: str) -> list[_Candidate]:
 
 def _is_alternative(region: str, cand: _Candidate, since: int) -> bool:
     line_start = region.rfind("\n", 0, cand.start) + 1
-    if _RANKED_ITEM.match(region, line_start) and line_start >= since:
+    if RANKED_ITEM.match(region, line_start) and line_start >= since:
         return True
     lo = max(since, cand.start - 200)
     last = None
-    for last in _ALTERNATIVE.finditer(region, lo, cand.start):  # noqa: B007 - keep the last
+    for last in ALTERNATIVE.finditer(region, lo, cand.start):  # noqa: B007 - keep the last
         pass
     if last is None:
         return False
-    return _SENTENCE_END.search(region, last.end(), cand.start) is None
+    return SENTENCE_END.search(region, last.end(), cand.start) is None
 
 
-def _choose(region: str, candidates: list[_Candidate]) -> _Candidate | None:
+def _choose(region: str, candidates: list[_Candidate]) -> tuple[_Candidate | None, tuple[int, int] | None]:
+    """The answer (rule 4), or None and the span of the refusal that the last final-answer
+    marker introduces (rule 6)."""
     pool = candidates
     pick_first = False
     since = 0
     lowered = region.lower()
     markers = []
-    if any(h in lowered for h in _COMMIT_HINTS):
+    if any(h in lowered for h in COMMIT_HINTS):
         # Case-sensitive search on lower-cased text is ~4x faster than IGNORECASE; lower()
         # keeps offsets unless a character changes length (then use the slow path).
         same = len(lowered) == len(region)
-        markers = list(_COMMIT_LOWER.finditer(lowered) if same else _COMMIT.finditer(region))
+        markers = list(COMMIT_LOWER.finditer(lowered) if same else COMMIT.finditer(region))
     for k, mk in enumerate(reversed(markers)):
         after = [c for c in candidates if c.start >= mk.end()]
+        refusal = _introduced_refusal(region, mk, bool(after)) if k == 0 else None
+        if refusal is not None:
+            return None, refusal  # "Final answer: I cannot tell where this is."
         if after:
             pool, pick_first, since = after, True, mk.end()
             break
-        if k == 0 and _REFUSAL_RE.search(region, mk.end()):
-            return None  # "Final answer: I cannot tell where this is."
     if len(pool) == 1:
-        return pool[0]
+        return pool[0], None
     kept = []
     prev_end = since
     for c in pool:
@@ -694,7 +596,42 @@ def _choose(region: str, candidates: list[_Candidate]) -> _Candidate | None:
     named = [c for c in pool if c.named]
     if named:
         pool = named
-    return pool[0] if pick_first else pool[-1]
+    return (pool[0] if pick_first else pool[-1]), None
+
+
+def _introduced_refusal(region: str, marker: re.Match[str], answered: bool) -> tuple[int, int] | None:
+    """The refusal the last commitment marker introduces (rule 6), as a span from the marker.
+
+    With a coordinate after the marker, only a refusal written as a value right after it
+    counts ("Final coordinates: N/A — ..."). Without one, a refusal after it that is not a
+    caveat: the first clause of "Final answer: I cannot determine the exact spot" is the
+    answer unless it only doubts certainty ("Final answer: I cannot be 100% sure"); later
+    ones must name neither certainty nor precision ("... my best guess, though I cannot
+    pinpoint the exact street")."""
+    if answered:
+        m = DATA_REFUSAL_AFTER_MARKER.match(region, marker.end())
+        return (marker.start(), m.end()) if m else None
+    intro = INTRODUCES.match(region, marker.end())
+    first_clause = CLAUSE_END.search(region, intro.end()) if intro else None
+    for m in REFUSAL_RE.finditer(region, marker.end()):
+        direct = intro is not None and (first_clause is None or m.start() < first_clause.start())
+        if not _is_caveat(region, m, (CERTAINTY_WORDS,) if direct else (CERTAINTY_WORDS, PRECISION_WORDS)):
+            return marker.start(), m.end()
+    return None
+
+
+_CAVEAT_REACH = 60  # characters on either side of a refusal phrase, within its clause
+
+
+def _is_caveat(region: str, m: re.Match[str], words: tuple[re.Pattern[str], ...]) -> bool:
+    """A refusal phrase whose clause holds one of `words` ("I cannot be 100 % sure",
+    "pinpointing the exact street is impossible"): a caveat, not a refusal."""
+    lo = max(0, m.start() - _CAVEAT_REACH)
+    for b in CLAUSE_END.finditer(region, lo, m.start()):
+        lo = b.end()
+    end = CLAUSE_END.search(region, m.end(), m.end() + _CAVEAT_REACH)
+    hi = end.start() if end else min(len(region), m.end() + _CAVEAT_REACH)
+    return any(w.search(region, lo, m.start()) or w.search(region, m.end(), hi) for w in words)
 
 
 def _usable(c: _Candidate) -> bool:
@@ -726,26 +663,28 @@ def _distinct(points: list[tuple[float, float]]) -> int:
     return len(kept)
 
 
-def _doubts(region: str, candidates: list[_Candidate], chosen: _Candidate, result: ParsedAnswer) -> tuple[str, ...]:
+def _doubts(region: str, candidates: list[_Candidate], chosen: _Candidate, status: ParseStatus) -> tuple[str, ...]:
     flags = []
-    if result.status is ParseStatus.OUT_OF_RANGE:
+    if status is ParseStatus.OUT_OF_RANGE:
         flags.append("out_of_range")
-    if result.ok and chosen.source == "pair" and abs(chosen.lon) <= 90 and chosen.lat != chosen.lon:
+    if status is ParseStatus.OK and chosen.source == "pair" and abs(chosen.lon) <= 90 and chosen.lat != chosen.lon:
         flags.append("order_guess")  # both readings are on the globe: latitude-first is the convention
     # Several different points offered as the answer: two named (JSON / labelled) answers,
     # or, where nothing is named, several pairs none of which is marked as an alternative.
     usable = [c for c in candidates if _usable(c)]
     if len(usable) > 1 and _distinct([(c.lat, c.lon) for c in usable]) > 1:  # else one point at most: cheap exit
         named = [c for c in usable if c.named]
-        pool = named or [c for i, c in enumerate(usable) if not _is_alternative(region, c, usable[i - 1].end if i else 0)]
+        pool = named or [
+            c for i, c in enumerate(usable) if not _is_alternative(region, c, usable[i - 1].end if i else 0)
+        ]
         if len(pool) > 1 and _distinct([(c.lat, c.lon) for c in pool]) > 1:
             flags.append("multiple_answers")
     return tuple(flags)
 
 
-def _result(c: _Candidate) -> ParsedAnswer:
+def _status(c: _Candidate) -> ParseStatus:
     if c.refusal:
-        return _REFUSAL
+        return ParseStatus.REFUSAL
     if not c.valid or not _in_range(c.lat, c.lon):
-        return ParsedAnswer(None, None, ParseStatus.OUT_OF_RANGE, c.source)
-    return ParsedAnswer(c.lat, c.lon, ParseStatus.OK, c.source)
+        return ParseStatus.OUT_OF_RANGE
+    return ParseStatus.OK

@@ -131,7 +131,8 @@ def test_audit_lists_flagged_samples_with_their_context(audited_run):
     listed = [line.split()[0].split("/")[1] for line in result.stdout.splitlines() if not line.startswith(" ")]
     assert sorted(listed) == sorted(ids[6:11])
     assert "5 of 12 scored samples listed" in result.stderr
-    assert "I cannot tell" in result.stdout  # the text around the refusal decision
+    assert "<answer>I [[cannot]] tell." in result.stdout  # the text around the refusal, the decision marked
+    assert "The photo was taken at ([[" in result.stdout  # the chosen pair, marked
 
     result = _greval("audit", run_dir, "--flag", "null_island", "--format", "jsonl")
     rows = [json.loads(line) for line in result.stdout.splitlines()]
@@ -143,6 +144,10 @@ def test_audit_lists_flagged_samples_with_their_context(audited_run):
     empty.mkdir()
     bad = _greval("audit", empty)
     assert bad.exit_code == 2 and "no predictions.jsonl records" in bad.output
+    bad = _greval("audit", run_dir.parent / "no-such-run")
+    assert bad.exit_code == 2 and "does not exist" in bad.output
+    bad = _greval("audit", run_dir, "--task", "al")
+    assert bad.exit_code == 2 and "no such task; its tasks: all" in bad.output
 
 
 def test_an_override_rescores_keeps_the_raw_output_and_survives_a_resume(audited_run):
@@ -199,3 +204,22 @@ def test_the_simple_extractor_disagrees_and_the_record_says_so(text, point, tmp_
     from greval.audit import extraction_flags
 
     assert "disagrees_with_simple" in extraction_flags(text, parsed)
+
+
+def test_an_id_shared_by_two_tasks_needs_the_task_qualifier(tmp_path):
+    """Two tasks whose samples share an id but not a photo: an unqualified override is
+    refused, TASK:ID overrides that task's record only."""
+    from greval.audit import AuditError, apply_overrides, check_request
+
+    def record(task, gt):
+        return {"task": task, "sample_id": "s1", "status": "ok", "lat": 1.0, "lon": 2.0, "gt_lat": gt, "gt_lon": 0.0}
+
+    records = [record("t1", 10.0), record("t2", 20.0)]
+    with pytest.raises(AuditError, match="names different samples in t1, t2; write TASK:ID"):
+        check_request(tmp_path, records, None, ["s1=refusal"])
+    wanted = check_request(tmp_path, records, None, ["t2:s1=refusal"])
+    apply_overrides(records, wanted)
+    assert [(r["task"], r["status"]) for r in records] == [("t1", "ok"), ("t2", "refusal")]
+    assert records[1]["override"] == {"status": "ok", "lat": 1.0, "lon": 2.0} and "override" not in records[0]
+    with pytest.raises(AuditError, match="no sample 's1' in task 't3'"):
+        check_request(tmp_path, records, None, ["t3:s1=1,2"])

@@ -19,7 +19,6 @@ KNOWN_LONG = {
     "greval/geo.py": 633,
     "greval/leaderboard.py": 806,
     "greval/parse.py": 643,
-    "adapters/_api.py:ApiAdapter": 418,
     "greval/judge.py:judge_run": 118,
     "greval/leaderboard.py:build_site": 130,
     "greval/run.py:_run": 103,

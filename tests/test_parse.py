@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from greval.audit import extraction_flags
 from greval.parse import ParsedAnswer, ParseStatus, has_think_answer_format, parse_answer
 
 CASES_FILE = Path(__file__).parent / "data" / "parse_cases.jsonl"
@@ -27,6 +28,8 @@ def _check(case: dict) -> None:
         assert got.lon == pytest.approx(case["lon"], abs=TOL), case["id"]
     else:
         assert got.lat is None and got.lon is None
+    if "flags" in case:  # the audit's flags, the simple extractor's second opinion included
+        assert sorted(extraction_flags(case["text"], got)) == sorted(case["flags"]), case["id"]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
@@ -41,6 +44,11 @@ def test_corpus_is_large_and_varied():
     for family in ("gpt-4o", "claude", "gemini", "qwen2.5-vl", "internvl", "llava", "gre"):
         assert families[family] >= 10, family
     statuses = Counter(c["status"] for c in CASES)
+    # Issue 8's rule (a caveat never erases an answer; refusals stay refusals), both kinds,
+    # with the flags each must raise.
+    rule = [c for c in CASES if "-rule-" in c["id"]]
+    assert len(rule) >= 100 and len({c["family"] for c in rule}) >= 8
+    assert Counter(c["status"] for c in rule)["refusal"] >= 25 and sum("flags" in c for c in rule) == len(rule)
     assert statuses["refusal"] >= 20 and statuses["no_answer"] >= 20 and statuses["out_of_range"] >= 5
     for case in CASES:
         if case["status"] == "ok":
@@ -241,6 +249,7 @@ _ADVERSARIAL = {
     "null_keys": '"lat": null, ' * 75_000,
     "unicode": "纬度：北纬−" * 170_000,
     "quotes": "'\"" * 500_000,
+    "caveats_after_marker": "Lat 1.5, Lon 2.5. Final answer: " + "I cannot be sure " * 60_000,
 }
 
 
@@ -348,3 +357,29 @@ def test_a_caveat_never_erases_the_issue_examples():
         '{"lat": null, "long": null}',
     ):
         assert parse_answer(text).status is ParseStatus.REFUSAL, text
+
+
+@pytest.mark.parametrize(
+    "text, evidence",
+    [
+        (
+            "Latitude: 35.0116 / Longitude: 135.7681\n\nWhile I cannot be 100% certain, Kyoto.",
+            "Latitude: 35.0116 / Longitude: 135.7681",
+        ),
+        ("Paris (48.8566, 2.3522). Final answer: I cannot determine where this was taken.", "Final answer: I cannot"),
+        ("Final coordinates: N/A — no clue. (Earlier I considered 41.90, 12.50.)", "Final coordinates: N/A —"),
+        ("Sorry, I can't help with that.", "Sorry"),
+        ('{"latitude": "0", "longitude": "0", "city": "Unknown"}', 'latitude": "0", "longitude": "0'),
+        # offsets are the raw text's, across removed reasoning and inside <answer>
+        ("<think>Maybe 1.5, 2.5.</think> Not sure. <think>or 3.5, 4.5</think> So: 48.85, 2.35", "48.85, 2.35"),
+        ("<think>x</think><answer>  (-33.85, 151.21) </answer>", "-33.85, 151.21"),
+        ("Reasoning. " * 8000 + "Final answer: 48.85, 2.35", "48.85, 2.35"),  # a region cut to 64 KB
+    ],
+)
+def test_span_is_the_decision_in_the_raw_text(text, evidence):
+    got = parse_answer(text)
+    assert got.span is not None and text[got.span[0] : got.span[1]] == evidence, got
+
+
+def test_no_span_without_a_decision():
+    assert parse_answer("A nice beach.").span is None and parse_answer("").span is None
