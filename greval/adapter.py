@@ -16,7 +16,7 @@ import asyncio
 import importlib
 import importlib.util
 import pkgutil
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any, ClassVar
 
 from greval.errors import GrevalError
@@ -150,7 +150,8 @@ def answer_option_names(adapter_cls: type) -> tuple[str, ...] | None:
     return None if fields is None else tuple(sorted(n for n, f in fields.items() if f.metadata.get("answer")))
 
 
-_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,), "dict": (dict,), "list": (list,)}
+# A path is a str option too (a click.Path flag, or a caller handing a Path).
+_TYPES = {"int": (int,), "float": (int, float), "str": (str, PurePath), "bool": (bool,), "dict": (dict,), "list": (list,)}
 
 
 def check_options(adapter_cls: type, options: dict[str, Any]) -> None:
@@ -168,7 +169,7 @@ def check_options(adapter_cls: type, options: dict[str, Any]) -> None:
             close = difflib.get_close_matches(key, known, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise AdapterError(
-                f"unknown option {key!r} for the {adapter_cls.name} adapter{hint} Known: {', '.join(known)}"
+                f"unknown option {key!r} for the {adapter_cls.name or adapter_cls.__name__} adapter{hint} Known: {', '.join(known)}"
             )
         kinds = [_TYPES[t.strip()] for t in str(fields[key].type).split("|") if t.strip() in _TYPES]
         ok = (

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from greval.cli_options import RUN_SETTINGS, adapter_options, model_call_options
 from greval.errors import GrevalError
 
 EXAMPLES = """
@@ -101,7 +102,6 @@ def main(ctx: click.Context, debug: bool) -> None:
     type=click.Path(path_type=Path),
     help="Run folder [default: results/<run id>]. Re-running with the same folder resumes.",
 )
-@click.option("--limit", type=click.IntRange(min=1), help="Use only the first N samples of each task (a quick check).")
 @click.option("--granularity", help="Report only these of street,city,region,country,continent [default: all five].")
 @click.option("--template", help="Prompt template name or .txt path [default: the task's].")
 @click.option(
@@ -139,25 +139,10 @@ def main(ctx: click.Context, debug: bool) -> None:
     help="Extra folder of task YAML files.",
 )
 @click.option("--predictions", type=click.Path(), help="[replay] JSONL/CSV of sample_id, output.")
-@click.option("--base-url", help="[openai, anthropic] Server URL, e.g. http://127.0.0.1:8000/v1 for `vllm serve`.")
-@click.option(
-    "--api-key-env",
-    help="[openai, anthropic] Environment variable holding the key [default: OPENAI_API_KEY / ANTHROPIC_API_KEY].",
-)
-@click.option("--concurrency", type=click.IntRange(min=1), help="[api] Requests in flight at once.")
-@click.option(
-    "--request-timeout", type=click.FloatRange(min=0.1), help="[api] Seconds before one attempt is abandoned."
-)
-@click.option("--max-attempts", type=click.IntRange(min=1), help="[api] Attempts per request, retries included.")
 @click.option(
     "--max-cost",
     type=click.FloatRange(min=0),
     help="[api] Stop sending new requests once this many USD would be passed.",
-)
-@click.option(
-    "--prices",
-    type=click.Path(exists=True, dir_okay=False),
-    help="[api] JSON/YAML price table overriding the built-in one.",
 )
 @click.option(
     "--max-image-side", type=click.IntRange(min=16), help="[api] Downscale images whose longer side exceeds this."
@@ -174,7 +159,6 @@ def main(ctx: click.Context, debug: bool) -> None:
     "--reasoning-effort",
     help="[openai, anthropic] Reasoning effort (low/medium/high; for anthropic also a thinking budget in tokens).",
 )
-@click.option("--no-cache", is_flag=True, help="[api] Do not read or write the response cache.")
 @click.option(
     "--cache-dir",
     type=click.Path(file_okay=False),
@@ -199,16 +183,7 @@ def main(ctx: click.Context, debug: bool) -> None:
 @click.option(
     "--gpu-memory-utilization", type=click.FloatRange(0, 1), help="[vllm, gre] Share of GPU memory vLLM may take."
 )
-@click.option(
-    "-M",
-    "--option",
-    "extra",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Any adapter option, value read as YAML (repeatable): -M concurrency=16 -M detail=high. "
-    "Unknown keys are refused; `greval adapters NAME` lists an adapter's options.",
-)
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@model_call_options(for_run=True)
 @click.pass_context
 def run(
     ctx: click.Context,
@@ -244,16 +219,7 @@ def run(
     from greval.run import RunOptions, parse_shard
     from greval.run import run as run_eval
 
-    options = {k: v for k, v in adapter_flags.items() if v not in (None, False)}
-    for key, value in _model_options(extra).items():
-        if key in {"seed", "max_new_tokens", "temperature"}:  # run settings, recorded in run.json as such
-            flag = {"max_new_tokens": "--max-tokens"}.get(key, f"--{key}")
-            raise click.UsageError(f"-M {key}: this is a run setting; use {flag}")
-        if key in options and options[key] != value:
-            raise click.UsageError(
-                f"-M {key}={value!r} contradicts the flag --{key.replace('_', '-')} {options[key]!r}"
-            )
-        options[key] = value
+    options = adapter_options(adapter_flags, extra, RUN_SETTINGS)
     if max_tokens is not None:
         options["max_new_tokens"] = max_tokens
     if temperature is not None:
@@ -291,22 +257,6 @@ def _batch_size(value: str | None):
     if not str(value).isdigit() or int(value) < 1:
         raise click.BadParameter(f"{value!r} is neither a positive number nor auto", param_hint="--batch-size")
     return int(value)
-
-
-def _model_options(items) -> dict:
-    """-M KEY=VALUE pairs, each value read as YAML (16 -> int, high -> str, [a, b] -> list)."""
-    import yaml
-
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="-M")
-        try:
-            out[key.strip().replace("-", "_")] = yaml.safe_load(value) if value.strip() else None
-        except yaml.YAMLError:
-            out[key.strip().replace("-", "_")] = value
-    return out
 
 
 def _tasks_for(tasks: str | None, data: str | None, columns: str | None) -> list:

@@ -45,6 +45,7 @@ from pathlib import Path
 
 import click
 
+from greval.cli_options import JUDGE_SETTINGS, adapter_options, model_call_options
 from greval.errors import GrevalError
 
 COT_FILE = "cot.jsonl"  # = greval.records.COT
@@ -474,11 +475,7 @@ def _judge_record(base: dict, response, *, seed: int, judge_model: str, adapter)
 @click.command("judge")
 @click.argument("run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--judge-model", required=True, help="Judge chat model, e.g. gpt-4.1 or Qwen/Qwen3-32B (vLLM).")
-@click.option("--base-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1 for `vllm serve`.")
-@click.option("--api-key-env", help="Environment variable holding the key [default: OPENAI_API_KEY].")
-@click.option("--concurrency", type=click.IntRange(min=1), help="Judge requests in flight at once [default: 16].")
 @click.option("--data", "-d", help="Dataset folder with the reference chains [default: the run's].")
-@click.option("--limit", type=click.IntRange(min=1), help="Judge at most N samples per task (a quick check).")
 @click.option(
     "--max-tokens",
     type=click.IntRange(min=16),
@@ -486,14 +483,8 @@ def _judge_record(base: dict, response, *, seed: int, judge_model: str, adapter)
     show_default=True,
     help="The judge's output limit (thinking judges need room).",
 )
-@click.option("--max-attempts", type=click.IntRange(min=1), help="Attempts per judge request, retries included.")
-@click.option("--request-timeout", type=click.FloatRange(min=0.1), help="Seconds before one attempt is abandoned.")
-@click.option("--prices", type=click.Path(exists=True, dir_okay=False), help="JSON/YAML price table for the judge.")
-@click.option("--no-cache", is_flag=True, help="Do not read or write the response cache.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def judge_cli(
-    run_dir, judge_model, base_url, api_key_env, concurrency, data, limit, max_tokens, quiet, **adapter_flags
-) -> None:
+@model_call_options(for_run=False)
+def judge_cli(run_dir, judge_model, data, max_tokens, limit, extra, quiet, **adapter_flags) -> None:
     """Score reasoning chains of RUN_DIR against the reference chains with an LLM judge.
 
     Writes RUN_DIR/cot.jsonl (one record per sample: the judge's raw answer, key-step
@@ -505,14 +496,17 @@ def judge_cli(
     """
     import sys
 
-    options = {k: v for k, v in adapter_flags.items() if v not in (None, False)}
+    from greval.adapter import check_options, get_adapter_class
+
+    options = adapter_options(adapter_flags, extra, JUDGE_SETTINGS)  # the flags and -M set the openai adapter's options
+    check_options(get_adapter_class("openai"), options)
     # A JudgeError reaches greval's CLI error handler: one line, exit status 2.
     record = judge_run(
         run_dir,
         judge_model,
-        base_url=base_url,
-        api_key_env=api_key_env,
-        concurrency=concurrency,
+        base_url=options.pop("base_url", None),
+        api_key_env=options.pop("api_key_env", None),
+        concurrency=options.pop("concurrency", None),
         data=data,
         limit=limit,
         max_tokens=max_tokens,

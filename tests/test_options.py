@@ -68,6 +68,44 @@ def test_greval_adapters_lists_an_adapters_options():
     assert "[changes the answers]" in lines["detail"] and "[changes the answers]" not in lines["concurrency"]
 
 
+def test_a_user_adapter_without_options_takes_m_as_it_is(tmp_path):
+    plugin = tmp_path / "echo.py"
+    plugin.write_text(
+        "from greval.adapter import Adapter\nfrom greval.types import Response\n\n"
+        "class Echo(Adapter):\n    kind = 'offline'\n\n"
+        "    def generate(self, requests):\n"
+        "        lat, lon = self.options['where']\n"
+        "        return [Response(text=f'{lat}, {lon}') for _ in requests]\n"
+    )
+    bench = make_fixture_bench(tmp_path / "bench", n=2, seed=0)
+    out = tmp_path / "run"
+    args = ["run", "-q", "-a", str(plugin), "--data", str(bench), "--tasks", "all", "-o", str(out)]
+    result = CliRunner().invoke(main, [*args, "-M", "where=[12.5, -3.25]"])  # nothing declared: nothing refused
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
+    assert {(r["lat"], r["lon"]) for r in records} == {(12.5, -3.25)}  # a YAML list reached the adapter
+
+
+def test_judge_shares_runs_options_and_refuses_typos(tmp_path, monkeypatch):
+    from test_judge import JUDGE, judgement, make_run
+
+    monkeypatch.setenv("GREVAL_CACHE_DIR", str(tmp_path / "cache"))
+    run = make_run(tmp_path, "all")[0]
+    args = ["judge", str(run), "--judge-model", JUDGE, "-q"]
+    typo = CliRunner().invoke(main, [*args, "-M", "concurency=2"])
+    assert typo.exit_code == 2 and "did you mean 'concurrency'?" in typo.output and "Traceback" not in typo.output
+    fixed = CliRunner().invoke(main, [*args, "-M", "temperature=0.7"])  # the judge's own setting
+    assert fixed.exit_code == 2 and "temperature 0" in fixed.output
+    with FakeAPI(latency=0.05, responder=lambda entry: judgement(2, 2, [1], [1, 2])) as api:
+        clash = CliRunner().invoke(
+            main, [*args, "--base-url", api.openai_url, "--concurrency", "3", "-M", "concurrency=2"]
+        )
+        assert clash.exit_code == 2 and "contradicts" in clash.output and api.count == 0
+        result = CliRunner().invoke(main, [*args, "-M", f"base_url={api.openai_url}", "-M", "concurrency=2"])
+        assert result.exit_code == 0, result.output
+        assert api.count == 4 and api.peak_in_flight == 2  # four judge requests, two at a time
+
+
 def test_run_settings_are_not_adapter_options(tmp_path):
     result = CliRunner().invoke(main, ["run", "-a", "random", "--data", str(tmp_path), "-M", "seed=3"])
     assert result.exit_code == 2 and "use --seed" in result.output
