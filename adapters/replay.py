@@ -45,32 +45,53 @@ def read_outputs(path: Path) -> dict[tuple[str | None, str], str]:
                         f'{path}:{lineno}: not valid JSON ({e.msg}); expected one {{"sample_id", "output"}} object per line'
                     ) from None
     outputs: dict[tuple[str | None, str], str] = {}
+    filters: dict[tuple[str | None, str], Any] = {}
     for lineno, row in rows:
-        row = _from_lmeval(row)
+        row = _from_lmeval(row, f"{path}:{lineno}")
         if not isinstance(row, dict) or "sample_id" not in row or "output" not in row:
             raise AdapterError(f'{path}:{lineno}: each row needs "sample_id" and "output"')
         key = (row.get("task") or None, str(row["sample_id"]))
         if key in outputs:
             raise AdapterError(
-                f"{path}:{lineno}: sample {key[1]!r} appears twice" + (f" for task {key[0]!r}" if key[0] else "")
+                f"{path}:{lineno}: sample {key[1]!r} appears twice"
+                + (f" for task {key[0]!r}" if key[0] else "")
+                + _filters_hint(filters.get(key), row.get("lm_eval_filter"))
             )
+        filters[key] = row.get("lm_eval_filter")
         output = row["output"]
         outputs[key] = "" if output is None else str(output)
     return outputs
 
 
-def _from_lmeval(row: Any) -> Any:
-    """A row of lm-eval's `--log_samples` file (samples_<task>_<date>.jsonl, as written for
-    `greval export lm-eval` tasks) as {"sample_id", "output"}: the doc's sample_id and the
-    first response, after lm-eval's filters when there are any. Other rows pass through."""
+def _from_lmeval(row: Any, where: str) -> Any:
+    """A row of lm-eval's `--log_samples` file (samples_<task>_<date>.jsonl of a task written
+    by `greval export lm-eval`) as {"sample_id", "output"}: the doc's sample_id and the first
+    response after lm-eval's filters (`filtered_resps[0]`, the text lm-eval scored; `resps`
+    holds it before the filters). Rows that are not lm-eval's pass through unchanged."""
     if not (isinstance(row, dict) and isinstance(row.get("doc"), dict) and "resps" in row):
         return row
-    filtered = row.get("filtered_resps")
-    first = filtered[0] if isinstance(filtered, list) and filtered else None
+    if "sample_id" not in row["doc"]:
+        raise AdapterError(
+            f"{where}: an lm-eval sample whose doc has no sample_id: replay reads tasks written by "
+            "`greval export lm-eval` (their rows carry sample_id)"
+        )
+    first = _first(row.get("filtered_resps"))
     if first is None:
-        resps = row["resps"]
-        first = resps[0][0] if resps and isinstance(resps[0], list) and resps[0] else (resps[0] if resps else None)
-    return {"sample_id": row["doc"].get("sample_id"), "output": first} if "sample_id" in row["doc"] else row
+        first = _first(row["resps"])  # resps: one list of generations per request
+    return {"sample_id": row["doc"]["sample_id"], "output": first, "lm_eval_filter": row.get("filter")}
+
+
+def _first(value: Any) -> Any:
+    """The first item of a list (nested lists: of the first one), else the value itself."""
+    while isinstance(value, list):
+        value = value[0] if value else None
+    return value
+
+
+def _filters_hint(first: Any, second: Any) -> str:
+    if first is None or second is None or first == second:
+        return ""
+    return f" (lm-eval filters {first!r} and {second!r}: keep one filter's rows)"
 
 
 @dataclass
