@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from greval import geo
+from greval import geo, geo_km
 
 
 def main() -> None:
@@ -38,8 +38,9 @@ def main() -> None:
     start = time.perf_counter()
     new = geo.country_of(lat, lon) != None  # noqa: E711 - elementwise
     seconds = time.perf_counter() - start
-    p, q = geo._candidates(lat, lon, 4.9)
-    d = geo._distance_km(lat, lon, p, q, 4.9)
+    parts = geo._parts()[0]
+    p, q, shift = geo_km.candidates(geo._tree(), parts, lat, lon, 4.9)
+    d = geo_km.distance_km(parts, lat, lon, p, q, 4.9, shift)
     land_near = np.zeros(len(lat), dtype=bool)
     country_land = geo._parts()[1][q] > 1  # not sea, not land of no country (Spratly Islands, ...)
     land_near[p[(d <= 4.9) & country_land]] = True

@@ -14,12 +14,13 @@ from pathlib import Path
 import numpy as np
 import shapely
 
+from greval.geo_km import KM_PER_DEG_LAT
+
 _NE_ZIP = "ne_10m_admin_0_countries_deu.zip"
-_ALGO_VERSION = 2  # bump when the raster or the code rules change: invalidates caches
+_ALGO_VERSION = 3  # bump when the raster or the code rules change: invalidates caches
 
 COAST_TOLERANCE_KM = 5.0
 RESOLUTION_DEG = 0.1
-_KM_PER_DEG_LAT = 111.32
 _SEA = 0
 _NO_COUNTRY_LAND = "-"
 _MIXED = np.iinfo(np.uint16).max
@@ -263,7 +264,7 @@ def _build_raster() -> np.ndarray:
     #    shrinks with latitude, so rows nearer the poles grow by more columns.
     row = np.arange(height)
     lat_edge = np.maximum(np.abs(90.0 - row * RESOLUTION_DEG), np.abs(90.0 - (row + 1) * RESOLUTION_DEG))  # poleward
-    tol_deg_lat = COAST_TOLERANCE_KM / _KM_PER_DEG_LAT
+    tol_deg_lat = COAST_TOLERANCE_KM / KM_PER_DEG_LAT
     row_reach = 1 + int(np.ceil(tol_deg_lat / RESOLUTION_DEG))
     cos_lat = np.cos(np.radians(np.minimum(lat_edge, 89.9)))
     col_reach = 1 + np.ceil(tol_deg_lat / cos_lat / RESOLUTION_DEG).astype(np.int64)

@@ -413,9 +413,9 @@ def map_figure(run: Run, *, max_pairs: int = MAX_MAP_PAIRS, lines: bool = False)
     for upper, name, color in _BANDS:
         band = usable & (km > lower) & (km <= upper) if lower else usable & (km <= upper)
         lower = upper
-        if band.any():
-            ax.scatter(*truth[band].T, s=6, color=color, label=f"{name} ({band.sum():,})", zorder=3, rasterized=True,
-                       linewidths=0.2, edgecolors="0.3")  # fmt: skip
+        # Every band, empty ones too: maps of several runs then carry the same legend.
+        ax.scatter(*truth[band].T.reshape(2, -1), s=6, color=color, label=f"{name} ({band.sum():,})", zorder=3,
+                   rasterized=True, linewidths=0.2, edgecolors="0.3")  # fmt: skip
     if (~usable).any():
         ax.scatter(*truth[~usable].T, s=6, color=_NO_ANSWER_COLOR, marker="x", linewidths=0.6, zorder=3,
                    label=f"no usable answer ({(~usable).sum():,})", rasterized=True)  # fmt: skip

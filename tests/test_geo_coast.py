@@ -15,6 +15,22 @@ from greval import geo
 KM_PER_DEG = 111.32
 
 
+def _km_to_part(lat: float, lon: float, part) -> float:
+    """Great-circle km from the point to the part's outline densified to ~50 m steps (an
+    upper bound, within ~25 m, of the true distance), with longitudes taken the short way
+    round: an independent check of geo's own km."""
+    coords = shapely.get_coordinates(shapely.segmentize(shapely.get_exterior_ring(part), 0.0005))
+    la1, la2 = np.radians(lat), np.radians(coords[:, 1])
+    dlon = np.radians((coords[:, 0] - lon + 180.0) % 360.0 - 180.0)
+    h = np.sin((la2 - la1) / 2) ** 2 + np.cos(la1) * np.cos(la2) * np.sin(dlon / 2) ** 2
+    return float((2 * 6371.0088 * np.arcsin(np.sqrt(h))).min())
+
+
+def _parts_near(lat: float, lon: float, code: str) -> list:
+    parts, codes, table = geo._parts()
+    return [parts[i] for i in range(len(parts)) if table[codes[i]] == code and _km_to_part(lat, lon, parts[i]) < 60]
+
+
 def _isolated_small_part(lat_range: tuple[float, float]):
     """The smallest polygon part in the latitude band with no other part within ~40 km: an
     islet where any land within 5 km is this part's."""
@@ -60,8 +76,29 @@ def test_a_point_160_m_off_key_west_is_in_the_us():
     assert geo.country_of([lat - 0.16 / KM_PER_DEG], [lon])[0] == "US"
 
 
+def test_the_nearest_land_wins_where_the_probes_see_only_the_farther_country():
+    """0.6 km off the Chafarinas Islands (ES), 4 km off Morocco: the probes around the point
+    land on Morocco only, but the nearest land is Spain's islet."""
+    lat, lon = 35.181, -2.4428
+    es = min(_km_to_part(lat, lon, p) for p in _parts_near(lat, lon, "ES"))
+    ma = min(_km_to_part(lat, lon, p) for p in _parts_near(lat, lon, "MA"))
+    assert es < 0.7 and 3.5 < ma < 5.0
+    assert geo._lookup_index(np.array([lat]), np.array([lon]))[0] == 0  # in no polygon
+    assert list(geo.country_of([lat], [lon])) == list(geo.country_of_exact([lat], [lon])) == ["ES"]
+
+
+def test_land_across_the_antimeridian_counts():
+    """Chukotka at 69.03°N: Russia's polygon east of 180° is 4 km away, its part on this side
+    (the data splits polygons at ±180°) 5.3 km: within 5 km of land, so Russia."""
+    lat, lon = 69.03, -179.995
+    d = sorted(_km_to_part(lat, lon, p) for p in _parts_near(lat, lon, "RU"))
+    assert 3.5 < d[0] < 4.5 and d[1] > 5.0
+    assert list(geo.country_of([lat], [lon])) == list(geo.country_of_exact([lat], [lon])) == ["RU"]
+
+
 BORDER_CITIES = {  # riverside cities whose 1:10m border is within the data's precision
     "El Paso": (31.7619, -106.4850),
+    "Niagara Falls NY": (43.0945, -79.0568),
     "Goma": (-1.6792, 29.2228),
     "Drobeta-Turnu Severin": (44.6369, 22.6597),
 }
