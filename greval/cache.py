@@ -172,7 +172,7 @@ class CachedAdapter:
         self.extra = adapter.cache_key_extra() or {}  # once: a local checkpoint's identity stats its files
         # A local adapter's `model` is the loaded network; its name is `model_ref`.
         self.model_name = adapter.model if isinstance(adapter.model, str) else getattr(adapter, "model_ref", None)
-        self.hits, self.hits_original_cost_usd = 0, 0.0
+        self.hits, self.hits_original_cost_usd, self.hits_cost_unknown = 0, 0.0, 0
 
     def __getattr__(self, name: str) -> Any:  # only reached for what this class lacks
         return getattr(self.inner, name)
@@ -246,7 +246,10 @@ class CachedAdapter:
         from greval.types import Response
 
         self.hits += 1
-        self.hits_original_cost_usd += hit.cost_usd or 0.0
+        if hit.cost_usd is None:
+            self.hits_cost_unknown += 1  # bought without a known price (or free: a local model)
+        else:
+            self.hits_original_cost_usd += hit.cost_usd
         return Response(
             text=hit.text,
             finish_reason=hit.finish_reason,
@@ -276,11 +279,14 @@ class CachedAdapter:
     def run_summary(self) -> dict[str, Any]:
         """The adapter's own totals (what this run paid for), with the answers the cache gave."""
         inner = self.inner.run_summary() if hasattr(self.inner, "run_summary") else {}
+        # What the cached answers cost when bought: None (not a false 0.0) where that does
+        # not apply (a local model) or where some were bought without a known price.
+        known = self.inner.kind == "api" and not self.hits_cost_unknown
         return {
             **inner,
             "requests": inner.get("requests", 0) + self.hits,
             "cached_hits": self.hits,
-            "cached_original_cost_usd": round(self.hits_original_cost_usd, 6),
+            "cached_original_cost_usd": round(self.hits_original_cost_usd, 6) if known else None,
         }
 
     def close(self) -> None:

@@ -50,7 +50,7 @@ async def dispatch(adapter: Adapter, jobs: list[Job], on_done, progress) -> None
     size = max(1, int(adapter.batch_size))
     batches = iter([jobs[i : i + size] for i in range(0, len(jobs), size)])
     local = adapter.kind == "open-weights"
-    started, tokens = time.perf_counter(), 0
+    started, tokens, generated = time.perf_counter(), 0, 0
 
     async def worker() -> None:
         for batch in batches:  # a shared iterator: each batch goes to one worker
@@ -65,11 +65,11 @@ async def dispatch(adapter: Adapter, jobs: list[Job], on_done, progress) -> None
                 responses = [Response(error=f"{type(e).__name__}: {e}") for _ in requests]
             on_done(batch, responses)
             if local:  # a local model's speed is its output tokens per second
-                nonlocal tokens
+                nonlocal tokens, generated
                 tokens += sum(r.usage.output_tokens for r in responses if not r.cached)  # generated now
-                progress.set_postfix_str(
-                    f"{tokens / max(time.perf_counter() - started, 1e-9):,.0f} tok/s", refresh=False
-                )
+                generated += sum(not r.cached for r in responses)
+                speed = tokens / max(time.perf_counter() - started, 1e-9)
+                progress.set_postfix_str(f"{speed:,.0f} tok/s" if generated else "from the cache", refresh=False)
             progress.update(len(batch))
 
     workers = max(1, min(int(adapter.concurrency), len(jobs)))

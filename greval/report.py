@@ -503,6 +503,12 @@ def summary_text(run: Run | str | Path) -> str:
     cost = describe_cost(run.info)
     if cost is not None:
         lines.append(f"cost: {cost}")
+    requests = run.info.get("requests") or {}
+    if requests.get("cached"):
+        lines.append(
+            f"{requests['cached']} of {requests.get('sent', '?')} answers came from the response cache "
+            "(asked before with the same settings; --no-cache asks the model again)"
+        )
     skipped = run.info.get("skipped") or {}
     if skipped:
         total = sum(int(count) for count in skipped.values())

@@ -336,12 +336,14 @@ def test_local_answers_come_from_the_cache_until_the_weights_change(tiny, bench,
     common = ["--adapter", "hf", "--model", tiny, "--data", bench, "--tasks", "all", "--max-new-tokens", 8]
     common += ["--batch-size", 4, "--dtype", "float32", "--device", "cpu"]
     _cli(*common, "--output", tmp_path / "a")
-    _cli(*common, "--output", tmp_path / "b")  # a new folder: every answer is in the cache
+    said = _cli(*common, "--output", tmp_path / "b").output  # a new folder: every answer is in the cache
+    assert f"{n} of {n} answers came from the response cache" in said
     first, second = _lines(tmp_path / "a"), _lines(tmp_path / "b")
     assert not any(r["cached"] for r in first) and all(r["cached"] for r in second)
     assert [(r["sample_id"], r["output"]) for r in second] == [(r["sample_id"], r["output"]) for r in first]
     info = json.loads((tmp_path / "b" / "run.json").read_text())
     assert info["adapter_summary"]["cached_hits"] == n and info["adapter_info"]["cache"]
+    assert info["adapter_summary"]["cached_original_cost_usd"] is None  # no price applies: not a false 0.0
     assert info["throughput"] is None  # nothing was generated: no tokens/s to claim
 
     # A checkpoint written again in place (same shapes, same header) is a new model: asked afresh.
