@@ -75,3 +75,20 @@ def test_every_skip_reason_names_the_command_that_lifts_it():
             ):
                 bad.append(f"{path.name}:{call.lineno}: {text[:80]}")
     assert not bad, "skips whose reason does not name a command:\n" + "\n".join(bad)
+
+
+def test_every_package_folder_is_installed():
+    """pyproject lists greval's packages by name; a sub-package missing there works in an
+    editable install (this checkout) and is absent from a wheel (a user's `pip install`)."""
+    import pytest
+
+    tomllib = pytest.importorskip("tomllib", reason="tomllib is Python 3.11+: run the tests on 3.11 or later")
+    setup = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
+    listed = set(setup["packages"])
+    folders = {"greval": ROOT / "greval", **{k: ROOT / v for k, v in setup["package-dir"].items()}}
+    found = set()
+    for name, folder in folders.items():
+        for init in folder.rglob("__init__.py"):
+            relative = init.parent.relative_to(folder).parts
+            found.add(".".join((name, *relative)))
+    assert found <= listed, f"packages not in pyproject.toml's [tool.setuptools] packages: {sorted(found - listed)}"
