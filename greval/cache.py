@@ -152,7 +152,12 @@ def with_cache(adapter: Any) -> Any:
     options = getattr(adapter, "options", None) or {}
     if options.get("no_cache") or adapter.cache_key_extra() is None:
         return adapter
-    return CachedAdapter(adapter, ResponseCache(options.get("cache_dir")))
+    try:
+        cache = ResponseCache(options.get("cache_dir"))
+    except (OSError, sqlite3.Error) as exc:  # a read-only home, a full disk: run, uncached
+        log.warning("the response cache cannot be opened (%s): answers are not cached in this run", exc)
+        return adapter
+    return CachedAdapter(adapter, cache)
 
 
 class CachedAdapter:

@@ -389,3 +389,12 @@ def test_a_broken_cache_file_costs_no_answer(api, tmp_path):
     adapter.cache.close()  # every read and write of the sqlite file now raises
     answers = run(adapter, requests)
     assert len(api.log) == 2 and all(r.error is None and r.text and not r.cached for r in answers)
+
+
+def test_a_cache_folder_that_cannot_be_made_runs_uncached(api, tmp_path, caplog):
+    requests = make_requests(tmp_path / "imgs", 1)
+    (tmp_path / "blocked").write_text("a file where the cache folder should go")
+    adapter = make_adapter("openai", api, tmp_path, cache_dir=tmp_path / "blocked" / "cache")
+    answers = run(adapter, requests)
+    assert not hasattr(adapter, "cache") and answers[0].text and len(api.log) == 1
+    assert "cannot be opened" in caplog.text
