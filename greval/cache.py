@@ -7,6 +7,10 @@ system + user prompt, the image's bytes, generation settings and image-preparati
 settings (see `cache_key`). So a re-run, or a new task that renders the same prompt for
 the same image, is answered from here.
 
+`with_cache` puts it in front of any adapter the run engine sends to, as long as the
+adapter says what changes its answers (`cache_key_extra()`): the API adapters and the
+local models do; replay, random and a user's adapter without that method are never cached.
+
 Only real answers are stored: never errors, never empty text. A truncated answer is
 stored (the same settings would truncate again). WAL mode with synchronous=NORMAL: a
 commit costs no fsync, readers never block the writer, and several shards or runs may
