@@ -16,6 +16,16 @@ def fixture_bench(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_fixture_bench(tmp_path_factory.mktemp("fixture_bench"), n=24, seed=0)
 
 
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random Qwen2.5-VL (greval.testing.build_tiny_vlm), built once per session.
+    Read-only: a test that changes a checkpoint copies it first. Files that use it start
+    with `require("transformers", "local")` and `require("torchvision", "local")`."""
+    from greval.testing import build_tiny_vlm
+
+    return build_tiny_vlm(tmp_path_factory.mktemp("tiny") / "qwen")
+
+
 @pytest.fixture(autouse=True)
 def _own_response_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test gets an empty response cache (greval/cache.py), never the user's

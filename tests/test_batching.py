@@ -19,12 +19,6 @@ require("torchvision", "local")
 from greval.adapters import hf as hf_module  # noqa: E402
 
 from greval.cli import main  # noqa: E402
-from greval.testing import build_tiny_vlm  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return build_tiny_vlm(tmp_path_factory.mktemp("tiny") / "qwen")
 
 
 @pytest.fixture(scope="module")

@@ -21,11 +21,6 @@ from greval.types import GenerationConfig, Request, Sample  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return build_tiny_vlm(tmp_path_factory.mktemp("tiny") / "qwen")
-
-
-@pytest.fixture(scope="module")
 def bench(tmp_path_factory):
     return make_fixture_bench(tmp_path_factory.mktemp("bench") / "bench", n=6, seed=0)
 
@@ -331,7 +326,9 @@ def test_cli_run_writes_one_prediction_per_sample_and_resumes(adapter, tiny, ben
 
 def test_local_answers_come_from_the_cache_until_the_weights_change(tiny, bench, tmp_path):
     import os
+    import shutil
 
+    tiny = shutil.copytree(tiny, tmp_path / "ckpt")  # its weights are touched below: not the shared one
     n = len(json.loads((bench / "GREval-Bench.json").read_text()))
     common = ["--adapter", "hf", "--model", tiny, "--data", bench, "--tasks", "all", "--max-new-tokens", 8]
     common += ["--batch-size", 4, "--dtype", "float32", "--device", "cpu"]

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
 from _skips import require
 
 require("transformers", "local")
 require("torchvision", "local")
 
 from greval.testing import build_tiny_vlm  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    return build_tiny_vlm(tmp_path_factory.mktemp("tiny") / "qwen")
 
 
 def test_folder_reloads_with_auto_classes_and_generates(tiny):

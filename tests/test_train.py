@@ -23,7 +23,6 @@ from PIL import Image  # noqa: E402
 from greval.adapter import get_adapter_class  # noqa: E402
 from greval.prompts import load_template  # noqa: E402
 from greval.reward import geo_reward  # noqa: E402
-from greval.testing import build_tiny_vlm  # noqa: E402
 from greval.train import (  # noqa: E402
     PROVENANCE_FILE,
     TrainDataError,
@@ -64,11 +63,6 @@ def cpu_settings(**kw) -> TrainSettings:
         max_completion_length=12,
     )
     return TrainSettings(**{**base, **kw})
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    return build_tiny_vlm(tmp_path_factory.mktemp("tiny") / "qwen")
 
 
 @pytest.fixture(scope="module")
