@@ -358,9 +358,6 @@ class ApiAdapter(Adapter):
             priced=self.price is not None, max_cost=self.max_cost, max_cost_stopped=bool(budget and budget.stopped)
         )
 
-    def close(self) -> None:
-        pass  # the SDK client closes with its event loop
-
     # -- one request ---------------------------------------------------------------------
     def _state(self) -> _LoopState:
         loop = asyncio.get_running_loop()
@@ -439,7 +436,7 @@ class ApiAdapter(Adapter):
     def _prepare(self, request: Request) -> PreparedImage | None:
         """Worker-thread part: read the image and prepare it for sending."""
         sample = request.sample
-        raw = sample.image_bytes() if (sample.image_path or sample.image_loader) else None
+        raw = sample.image_bytes() if sample.has_image else None
         return prepare_image(raw, self.images) if raw is not None else None
 
     # -- the budget (adapters/_budget.py) --------------------------------------------------

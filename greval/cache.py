@@ -154,14 +154,15 @@ def with_cache(adapter: Any) -> Any:
     the adapter itself when it opts out (`cache_key_extra()` is None: replay, random) or the
     user did (`--no-cache`, the `no_cache` option). `cache_dir` picks the sqlite folder."""
     options = getattr(adapter, "options", None) or {}
-    if options.get("no_cache") or adapter.cache_key_extra() is None:
+    extra = adapter.cache_key_extra()  # once: a local checkpoint's identity stats its files
+    if options.get("no_cache") or extra is None:
         return adapter
     try:
         cache = ResponseCache(options.get("cache_dir"))
     except (OSError, sqlite3.Error) as exc:  # a read-only home, a full disk: run, uncached
         log.warning("the response cache cannot be opened (%s): answers are not cached in this run", exc)
         return adapter
-    return CachedAdapter(adapter, cache)
+    return CachedAdapter(adapter, cache, extra)
 
 
 class CachedAdapter:
@@ -176,9 +177,8 @@ class CachedAdapter:
     where cost does not apply), `attempts` 0, `cached=True`, and
     `meta["original_cost_usd"]` keeps what the answer cost when it was bought."""
 
-    def __init__(self, adapter: Any, cache: ResponseCache) -> None:
-        self.inner, self.cache = adapter, cache
-        self.extra = adapter.cache_key_extra() or {}  # once: a local checkpoint's identity stats its files
+    def __init__(self, adapter: Any, cache: ResponseCache, extra: dict[str, Any]) -> None:
+        self.inner, self.cache, self.extra = adapter, cache, extra  # extra: adapter.cache_key_extra()
         # A local adapter's `model` is the loaded network; its name is `model_ref`.
         self.model_name = adapter.model if isinstance(adapter.model, str) else getattr(adapter, "model_ref", None)
         self.hits, self.hits_original_cost_usd, self.hits_cost_unknown = 0, 0.0, 0
@@ -191,7 +191,7 @@ class CachedAdapter:
         cannot be read (the adapter then answers with the data problem, naming the file)."""
         sample = request.sample
         try:
-            raw = sample.image_bytes() if (sample.image_path or sample.image_loader) else None
+            raw = sample.image_bytes() if sample.has_image else None
         except Exception:
             return None, None
         return cache_key(

@@ -34,6 +34,11 @@ class Sample:
     scene_source: str = "none"
     metadata: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def has_image(self) -> bool:
+        """Whether there is an image to send: a file, or bytes the dataset holds."""
+        return self.image_path is not None or self.image_loader is not None
+
     def image_bytes(self) -> bytes:
         """The image file exactly as stored (JPEG/PNG bytes), read now."""
         if self.image_loader is not None:
