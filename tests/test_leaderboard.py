@@ -358,7 +358,9 @@ def test_runs_on_other_data_get_their_own_table_with_coverage(tmp_path):
     assert board["common_samples"] is False
 
 
-def test_common_samples_ranks_every_run_on_the_shared_samples(tmp_path):
+def _common_samples_site(tmp_path):
+    """A run on all 12 samples and one on its first 5, on a leaderboard built with
+    --common-samples: (full, part, site)."""
     from greval.testing import make_fixture_bench
 
     bench = make_fixture_bench(tmp_path / "bench", n=12, seed=0)
@@ -366,6 +368,11 @@ def test_common_samples_ranks_every_run_on_the_shared_samples(tmp_path):
     part = _cli_run(bench, tmp_path / "part", "--seed", 2, "--limit", 5)
     site = tmp_path / "site"
     build_site([full, part], site, common_samples=True)
+    return full, part, site
+
+
+def test_common_samples_ranks_every_run_on_the_shared_samples(tmp_path):
+    full, part, site = _common_samples_site(tmp_path)
     rows = json.loads((site / "leaderboard.json").read_text())["tasks"]["all"]
     assert [r["metrics"]["n"] for r in rows] == [5, 5]
     # The full run's numbers are those of its first 5 samples, not of all 12.
@@ -433,13 +440,7 @@ def test_an_old_run_without_task_sizes_degrades_to_an_unknown_size(tmp_path):
 
 
 def test_common_samples_charts_and_latex_use_the_rescored_numbers(tmp_path):
-    from greval.testing import make_fixture_bench
-
-    bench = make_fixture_bench(tmp_path / "bench", n=12, seed=0)
-    full = _cli_run(bench, tmp_path / "full", "--seed", 1)
-    part = _cli_run(bench, tmp_path / "part", "--seed", 2, "--limit", 5)
-    site = tmp_path / "site"
-    build_site([full, part], site, common_samples=True)
+    _, _, site = _common_samples_site(tmp_path)
     board = json.loads((site / "leaderboard.json").read_text())
     rows = {r["run_id"]: r for r in board["tasks"]["all"]}
     assert board["tables"]["all"]["n_common"] == 5
